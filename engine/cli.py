@@ -1,0 +1,267 @@
+"""The command line: `python main.py info|export|train ...`.
+
+Every command prints results on stdout; bad input exits non-zero with one line
+on stderr and no traceback (set CONVSCOPE_DEBUG=1 for the traceback). TensorFlow's
+native log lines are silenced so that line is the only one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+
+COMMANDS = ("info", "export", "train")
+EXPORT_KINDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+_RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
+
+
+class CliError(EngineError):
+    """Bad command-line usage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise CliError(f"{self.prog}: {message}")
+
+
+def quiet_native_stderr() -> None:
+    """Send fd 2 (TensorFlow's C++ logs) to /dev/null and keep Python's stderr on the real terminal."""
+    if os.environ.get("CONVSCOPE_DEBUG"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", required=required, help="path, builtin:NAME or keras:NAME[?weights=none]")
+    p.add_argument("--trust", action="store_true", help="allow Lambda/custom code in the model file (unsafe)")
+    p.add_argument("--scaling", help="input scaling: unit, byte, signed, caffe, torch (remembered per file)")
+
+
+def _out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output file (.png, .tif; .json sidecar written beside it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def export_kind(name: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register `python main.py export NAME`: configure adds its options; the decorated fn runs it."""
+
+    def register(fn: Callable[[argparse.Namespace], dict[str, Any]]):
+        EXPORT_KINDS[name] = configure
+        _RUNNERS[name] = fn
+        return fn
+
+    return register
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from engine.models import load_model
+
+    return load_model(args.model, trust=args.trust, scaling=args.scaling)
+
+
+def command_line(kind: str, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
+    """The `python main.py export ...` line that reproduces an export (for the sidecar)."""
+    parts = ["python", "main.py", "export", kind]
+    for key, value in sorted(vars(args).items()):
+        if key in ("command", "kind", "overwrite", *skip) or value in (None, False):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, list | tuple):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(_quote(p) for p in parts)
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+# ----- export featuremaps / filters ------------------------------------------
+def _fm_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--image", required=True, help="image path or builtin:NAME")
+    p.add_argument("--layer", required=True)
+    p.add_argument("--norm", default="per_map", help="global | per_map | standardize | raw")
+    p.add_argument("--cmap", default="gray", help="gray | viridis | magma | turbo | signed")
+    p.add_argument("--cols", type=int, default=None)
+    _out_args(p)
+
+
+@export_kind("featuremaps", _fm_options)
+def _export_featuremaps(args: argparse.Namespace) -> dict[str, Any]:
+    from engine import render
+    from engine.activations import feature_maps
+    from engine.images import load_image
+
+    h = _load(args)
+    img = load_image(args.image)
+    path = h.resolve(args.layer)
+    maps = feature_maps(h, img, [path])[path]
+    grid = render.feature_grid(maps, norm=args.norm, cmap=args.cmap, cols=args.cols)
+    settings = {
+        "view": "featuremaps",
+        "model": h.spec,
+        "image": args.image,
+        "layer": path,
+        "norm": args.norm,
+        "cmap": args.cmap,
+        "cols": args.cols,
+        "scaling": h.scaling,
+    }
+    return {"image": grid.image, "settings": settings}
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--layer", required=True)
+    p.add_argument("--scale", choices=("shared", "per-filter"), default="shared")
+    _out_args(p)
+
+
+@export_kind("filters", _filter_options)
+def _export_filters(args: argparse.Namespace) -> dict[str, Any]:
+    from engine import render
+    from engine.weights import filters
+
+    h = _load(args)
+    path = h.resolve(args.layer)
+    grid = render.filter_grid(filters(h, path), shared_scale=args.scale == "shared")
+    settings = {"view": "filters", "model": h.spec, "layer": path, "scale": args.scale}
+    return {"image": grid.image, "settings": settings}
+
+
+def _load_export_plugins() -> None:
+    """Later features register their export kinds in these modules (absent ones are skipped)."""
+    import importlib
+
+    for module in ("engine.maximize.cli", "engine.attribution.cli", "engine.dataset.cli"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+
+
+# ----- info / train -----------------------------------------------------------
+def _info(args: argparse.Namespace) -> int:
+    h = _load(args)
+    print(
+        f"{h.name}  input {h.input_shape}  scaling {h.scaling}  classes {h.num_classes}  "
+        f"output {h.output_activation}  params {h.model.count_params():,}"
+    )
+    if h.class_names:
+        print("classes: " + ", ".join(h.class_names[:20]) + (" …" if len(h.class_names) > 20 else ""))
+    width = max((len(i.path) for i in h.all_layers()), default=10) + 2
+    print(f"{'layer':<{width}}{'type':<24}{'output':<22}{'params':>10}")
+    for info in h.all_layers():
+        depth = info.path.count("/")
+        name = "  " * depth + info.path
+        shape = "x".join("?" if d is None else str(d) for d in info.output_shape)
+        print(f"{name:<{width}}{info.type:<24}{shape:<22}{info.params:>10,}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from engine import zoo
+
+    spec = args.name
+    name = spec.split(":", 1)[1] if spec.startswith("builtin:") else spec
+    out = Path(args.out) if args.out else None
+    result = zoo.train(name, out=out, seed=args.seed, epochs=args.epochs)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py", description="Convscope: what did my CNN learn? (no command opens the window)"
+    )
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    p_info = sub.add_parser("info", help="print the layer table of a model")
+    p_info.add_argument("model")
+    p_info.add_argument("--trust", action="store_true")
+    p_info.add_argument("--scaling")
+    p_export = sub.add_parser("export", help="write a view as a figure with its JSON sidecar")
+    kinds = p_export.add_subparsers(dest="kind", parser_class=_Parser)
+    _load_export_plugins()
+    for kind, configure in EXPORT_KINDS.items():
+        configure(kinds.add_parser(kind))
+    p_train = sub.add_parser("train", help="retrain a built-in model from its shipped data")
+    p_train.add_argument("name", help="builtin:digits or builtin:shapes")
+    p_train.add_argument("--epochs", type=int, default=None)
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument(
+        "--out", help="where to write the .keras file (default: resources/models/NAME.keras)"
+    )
+    return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from engine.export import write_image
+
+    if not args.kind:
+        raise CliError(f"main.py export: choose what to export: {', '.join(EXPORT_KINDS)}")
+    produced = _RUNNERS[args.kind](args)
+    settings = dict(produced["settings"])
+    settings["command"] = command_line(args.kind, args)
+    writer = produced.get("writer")
+    if writer is not None:
+        written = writer(Path(args.out), settings, args.overwrite)
+    else:
+        written = write_image(Path(args.out), produced["image"], settings, overwrite=args.overwrite)
+    for path in written:
+        print(path)
+    for line in produced.get("report", ()):
+        print(line)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run one CLI command; returns the process exit code."""
+    quiet_native_stderr()
+    warnings.filterwarnings("ignore")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "info":
+            return _info(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "train":
+            return _train(args)
+        build_parser().print_help()
+        return 0
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("CONVSCOPE_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first[:300]}", file=sys.stderr)
+        return 1

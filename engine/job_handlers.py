@@ -1,0 +1,109 @@
+"""Job handlers for the foundation requests (model loading, predictions, maps, filters, fields).
+
+Each handler takes (params, token). The engine thread keeps one current model:
+"load_model" sets it, and every other request uses it unless params name a
+"model" spec of their own (loaded through a small cache).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from engine.errors import EngineError
+from engine.jobs import CancelToken, Progress, handler
+
+_state: dict[str, Any] = {"current": None}
+
+
+def current_model(params: Mapping[str, Any]) -> Any:
+    """The model a request is about: params['model'] (a spec) or the last loaded one."""
+    from engine.models import model_cache
+
+    spec = params.get("model")
+    if spec:
+        return model_cache.get(str(spec), bool(params.get("trust", False)), params.get("scaling"))
+    if _state["current"] is None:
+        raise EngineError("no model loaded")
+    return _state["current"]
+
+
+def image_param(params: Mapping[str, Any]) -> Any:
+    from engine.images import load_image
+
+    if params.get("image") is None:
+        raise EngineError("no image selected")
+    return load_image(params["image"])
+
+
+@handler("load_model")
+def _load_model(params: Mapping[str, Any], token: CancelToken) -> dict[str, Any]:
+    from engine.models import load_model
+
+    handle = load_model(
+        str(params["spec"]), trust=bool(params.get("trust", False)), scaling=params.get("scaling")
+    )
+    _state["current"] = handle
+    summary = handle.summary()
+    summary["device"] = device_name()
+    return summary
+
+
+@handler("predict")
+def _predict(params: Mapping[str, Any], token: CancelToken) -> Any:
+    from engine.activations import predict
+
+    return predict(current_model(params), image_param(params))
+
+
+@handler("feature_maps")
+def _feature_maps(params: Mapping[str, Any], token: CancelToken) -> Any:
+    from engine.activations import feature_maps
+
+    layers = params.get("layers") or [params["layer"]]
+    return feature_maps(current_model(params), image_param(params), list(layers))
+
+
+@handler("filters")
+def _filters(params: Mapping[str, Any], token: CancelToken) -> Any:
+    from engine.weights import filters
+
+    return filters(current_model(params), str(params["layer"]))
+
+
+@handler("receptive_field")
+def _receptive_field(params: Mapping[str, Any], token: CancelToken) -> Any:
+    from engine.receptive_field import receptive_field
+
+    return receptive_field(current_model(params), str(params["layer"]))
+
+
+@handler("device")
+def _device(params: Mapping[str, Any], token: CancelToken) -> str:
+    return device_name()
+
+
+@handler("sleep")
+def _sleep(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
+    """A test and demo job: `steps` steps of `seconds` each, with progress; honours cancel each step."""
+    steps = int(params.get("steps", 10))
+    for i in range(steps):
+        time.sleep(float(params.get("seconds", 0.05)))
+        token.raise_if_cancelled()
+        yield Progress(0, i + 1, steps, float(i))
+    return steps
+
+
+def device_name() -> str:
+    """'GPU: <name>' when TensorFlow sees a GPU, else 'CPU'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    except Exception:  # noqa: BLE001
+        return f"GPU: {gpus[0].name}"

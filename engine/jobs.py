@@ -1,0 +1,203 @@
+"""Requests, events and the job runner shared by the GUI, the CLI and scripts.
+
+A job is a generator that yields Events and checks a CancelToken between steps.
+The run state machine, as in pymmcore-plus' runner:
+
+    submitted --run()--> running --(yields Progress / Frame)--> running
+    running --generator ends-------> Finished(reason="done", result)
+    running --token.cancel()-------> Finished(reason="cancelled", result=None)
+    running --exception------------> Failed(message, detail)
+
+run() never raises: whatever happens, the last event it yields is Finished or
+Failed, so the engine thread that drives it lives on. Handlers register with
+@handler("kind") and receive (params, token); the module that defines a kind is
+imported on first use so importing jobs stays free of TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from engine.errors import Cancelled, EngineError
+
+_ids = itertools.count(1)
+_ids_lock = threading.Lock()
+
+
+def next_job_id() -> int:
+    """A process-wide increasing job id."""
+    with _ids_lock:
+        return next(_ids)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One unit of work for the engine: `kind` names the handler, `params` its arguments.
+
+    `owner` names the view that asked (a newer request from the same owner cancels
+    the older one in the GUI).
+    """
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    job_id: int = field(default_factory=next_job_id)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+@dataclass(frozen=True)
+class Event:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    step: int
+    total: int
+    loss: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Frame(Event):
+    step: int
+    images: Any  # float32 (B, H, W, C) in display range, or a dict of named arrays
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    reason: str  # "done" | "cancelled"
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str
+    detail: str = ""
+
+
+class CancelToken:
+    """A thread-safe flag a job checks between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+Handler = Callable[[Mapping[str, Any], CancelToken], Any]
+_HANDLERS: dict[str, Handler] = {}
+
+# kind -> module that registers it; imported lazily by run()
+_HANDLER_MODULES: dict[str, str] = {
+    "load_model": "engine.job_handlers",
+    "predict": "engine.job_handlers",
+    "feature_maps": "engine.job_handlers",
+    "filters": "engine.job_handlers",
+    "receptive_field": "engine.job_handlers",
+    "device": "engine.job_handlers",
+    "sleep": "engine.job_handlers",
+    "maximize": "engine.maximize.jobs",
+    "dream": "engine.maximize.jobs",
+    "cam": "engine.attribution.jobs",
+    "saliency": "engine.attribution.jobs",
+    "metrics": "engine.attribution.jobs",
+    "scan": "engine.dataset.jobs",
+}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register `fn(params, token)` for requests of `kind`.
+
+    The function may return a value (the Finished result) or be a generator that
+    yields Events (Progress/Frame with job_id=0 are re-stamped) and returns the result.
+    """
+
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def register_module(kind: str, module: str) -> None:
+    """Declare that importing `module` registers a handler for `kind` (keeps jobs import-light)."""
+    _HANDLER_MODULES[kind] = module
+
+
+def _find_handler(kind: str) -> Handler:
+    if kind not in _HANDLERS and kind in _HANDLER_MODULES:
+        importlib.import_module(_HANDLER_MODULES[kind])
+    try:
+        return _HANDLERS[kind]
+    except KeyError:
+        raise EngineError(f"unknown job kind {kind!r}") from None
+
+
+def _restamp(event: Event, job_id: int) -> Event:
+    if event.job_id == job_id:
+        return event
+    values = {f: getattr(event, f) for f in event.__dataclass_fields__}
+    values["job_id"] = job_id
+    return type(event)(**values)
+
+
+def run(request: Request, token: CancelToken | None = None) -> Iterator[Event]:
+    """Run one request to completion, yielding its events; never raises."""
+    token = token or CancelToken()
+    job_id = request.job_id
+    try:
+        token.raise_if_cancelled()
+        fn = _find_handler(request.kind)
+        out = fn(request.params, token)
+        if hasattr(out, "__next__"):
+            gen = out
+            while True:
+                try:
+                    event = next(gen)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                yield _restamp(event, job_id)
+                token.raise_if_cancelled()
+        else:
+            result = out
+        yield Finished(job_id, "done", result)
+    except Cancelled:
+        yield Finished(job_id, "cancelled", None)
+    except EngineError as exc:
+        yield Failed(job_id, str(exc), traceback.format_exc())
+    except MemoryError:
+        yield Failed(job_id, "out of memory: try a smaller image, batch or layer", traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - the thread must live on
+        yield Failed(job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def run_sync(request: Request, token: CancelToken | None = None) -> Any:
+    """Run a request in the caller's thread and return its result, raising EngineError on failure."""
+    last: Event | None = None
+    for event in run(request, token):
+        last = event
+    if isinstance(last, Failed):
+        raise EngineError(last.message)
+    assert isinstance(last, Finished)
+    return last.result

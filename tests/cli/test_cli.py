@@ -1,0 +1,170 @@
+"""The command line, run as a real subprocess: output files, sidecars, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def _image(tmp_path) -> Path:
+    path = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_info_prints_layer_table(nested_path):
+    out = cli("info", str(nested_path))
+    assert out.returncode == 0, out.stderr
+    assert "base/block2_conv1" in out.stdout and "Conv2D" in out.stdout and "params" in out.stdout
+    assert out.stderr == ""
+
+
+def test_export_featuremaps_matches_engine_render(tiny_cnn_path, tmp_path):
+    import engine
+    from engine import render
+
+    img = _image(tmp_path)
+    out_file = tmp_path / "fm.png"
+    res = cli(
+        "export",
+        "featuremaps",
+        "--model",
+        str(tiny_cnn_path),
+        "--image",
+        str(img),
+        "--layer",
+        "conv2",
+        "--norm",
+        "global",
+        "--cmap",
+        "viridis",
+        "--out",
+        str(out_file),
+    )
+    assert res.returncode == 0, res.stderr
+    h = engine.load_model(tiny_cnn_path)
+    maps = engine.feature_maps(h, engine.load_image(img), ["conv2"])["conv2"]
+    expected = render.feature_grid(maps, norm="global", cmap="viridis").image
+    np.testing.assert_array_equal(np.asarray(Image.open(out_file).convert("RGB")), expected)
+    side = json.loads(Path(str(out_file) + ".json").read_text())
+    assert side["settings"]["layer"] == "conv2" and side["settings"]["norm"] == "global"
+    assert "export featuremaps" in side["settings"]["command"]
+    # never overwrite silently
+    again = cli(
+        "export",
+        "featuremaps",
+        "--model",
+        str(tiny_cnn_path),
+        "--image",
+        str(img),
+        "--layer",
+        "conv2",
+        "--out",
+        str(out_file),
+    )
+    assert again.returncode != 0 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    forced = cli(
+        "export",
+        "featuremaps",
+        "--model",
+        str(tiny_cnn_path),
+        "--image",
+        str(img),
+        "--layer",
+        "conv2",
+        "--out",
+        str(out_file),
+        "--overwrite",
+    )
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_export_filters_first_layer_and_deeper(tiny_cnn_path, tmp_path):
+    for layer in ("conv1", "conv2"):
+        out_file = tmp_path / f"{layer}.tif"
+        res = cli(
+            "export", "filters", "--model", str(tiny_cnn_path), "--layer", layer, "--out", str(out_file)
+        )
+        assert res.returncode == 0, res.stderr
+        assert Image.open(out_file).size[0] > 10
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "/no/such/model.keras"], "not found"),
+        (
+            [
+                "export",
+                "featuremaps",
+                "--model",
+                "{model}",
+                "--image",
+                "{image}",
+                "--layer",
+                "nope",
+                "--out",
+                "{out}",
+            ],
+            "no layer 'nope'",
+        ),
+        (
+            [
+                "export",
+                "featuremaps",
+                "--model",
+                "{model}",
+                "--image",
+                "{bad}",
+                "--layer",
+                "conv1",
+                "--out",
+                "{out}",
+            ],
+            "not an image",
+        ),
+        (["info", "{corrupt}"], "not a readable Keras model file|could not load"),
+        (["export", "featuremaps", "--model", "{model}"], "required"),
+        (
+            ["export", "filters", "--model", "{model}", "--layer", "pool1", "--out", "{out}"],
+            "no filter weights",
+        ),
+        (["export", "filters", "--model", "{model}", "--layer", "conv1", "--out", "{badout}"], "supported"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_line(tiny_cnn_path, tmp_path, args, message):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image at all")
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"garbage" * 10)
+    subs = {
+        "{model}": str(tiny_cnn_path),
+        "{image}": str(_image(tmp_path)),
+        "{out}": str(tmp_path / "o.png"),
+        "{bad}": str(bad),
+        "{corrupt}": str(corrupt),
+        "{badout}": str(tmp_path / "o.xyz"),
+    }
+    res = cli(*[subs.get(a, a) for a in args])
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "o.png").exists()
