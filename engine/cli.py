@@ -220,10 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from engine.export import write_image
+    from engine.export import EXPORT_FORMATS, write_image
 
     if not args.kind:
         raise CliError(f"main.py export: choose what to export: {', '.join(EXPORT_KINDS)}")
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise CliError(f"cannot write {args.out!r}: use one of {', '.join(sorted(EXPORT_FORMATS))}")
+    if Path(args.out).exists() and not args.overwrite:
+        raise CliError(f"{args.out} exists; pass --overwrite to replace it")
     produced = _RUNNERS[args.kind](args)
     settings = dict(produced["settings"])
     settings["command"] = command_line(args.kind, args)
