@@ -17,6 +17,11 @@ from engine.jobs import CancelToken, Progress, handler
 _state: dict[str, Any] = {"current": None}
 
 
+def current_handle() -> Any:
+    """The model the engine thread last loaded (None before the first load_model job)."""
+    return _state["current"]
+
+
 def current_model(params: Mapping[str, Any]) -> Any:
     """The model a request is about: params['model'] (a spec) or the last loaded one."""
     from engine.models import model_cache

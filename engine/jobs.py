@@ -122,6 +122,9 @@ _HANDLER_MODULES: dict[str, str] = {
     "saliency": "engine.attribution.jobs",
     "metrics": "engine.attribution.jobs",
     "scan": "engine.dataset.jobs",
+    "scan_crops": "engine.dataset.jobs",
+    "scan_compare": "engine.dataset.jobs",
+    "scan_maps": "engine.dataset.jobs",
 }
 
 
