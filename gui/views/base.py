@@ -1,0 +1,140 @@
+"""The base class of a central tab: job bookkeeping, lazy refresh, settings and export hooks.
+
+A view submits requests under its own owner name (plus an optional tag, so one view
+can keep e.g. its maps and its receptive-field job apart); a newer request with the
+same owner cancels the older one in the EngineClient, and events whose job id is not
+the view's current one for that tag are dropped here, so subclasses only ever see
+fresh results through job_finished / job_failed / job_frame / job_progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QWidget
+
+from engine.errors import EngineError
+from engine.jobs import Failed, Finished, Frame, Progress, Request
+from gui.engine_thread import EngineClient
+from gui.state import AppState
+
+
+class View(QWidget):
+    """One tab. Subclasses set `title` and `owner` and override refresh() and export_image()."""
+
+    title = "View"
+    owner = "view"
+    status = Signal(str)  # a one-line note for the window's status bar
+
+    def __init__(self, state: AppState, client: EngineClient, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.client = client
+        self.jobs: dict[str, int] = {}
+        self.active = False
+        self._dirty = True
+        client.finished.connect(self._on_finished)
+        client.failed.connect(self._on_failed)
+        client.frame.connect(self._on_frame)
+        client.progress.connect(self._on_progress)
+        state.model_changed.connect(self.invalidate)
+        state.layer_changed.connect(self.invalidate)
+        state.image_changed.connect(self.invalidate)
+
+    # ----- refresh policy -------------------------------------------------
+    def set_active(self, active: bool) -> None:
+        """The window calls this when the tab becomes (in)visible; a hidden view refreshes lazily."""
+        self.active = active
+        if active and self._dirty:
+            self._dirty = False
+            self.refresh()
+
+    def invalidate(self) -> None:
+        """The model, layer or image changed: refresh now if shown, else when next shown."""
+        if self.active:
+            self._dirty = False
+            self.refresh()
+        else:
+            self._dirty = True
+
+    def refresh(self) -> None:
+        """Ask the engine for what this view shows for the current model, layer and image."""
+
+    def run(self) -> None:
+        """Run (F5): recompute the view."""
+        self._dirty = False
+        self.refresh()
+
+    # ----- jobs -----------------------------------------------------------
+    def submit(self, kind: str, params: dict[str, Any], tag: str = "") -> int:
+        owner = f"{self.owner}:{tag}" if tag else self.owner
+        request = Request(kind, params, owner=owner)
+        self.jobs[tag] = request.job_id
+        return self.client.submit(request)
+
+    def cancel(self, tag: str = "") -> None:
+        job_id = self.jobs.pop(tag, None)
+        if job_id is not None:
+            self.client.cancel(job_id)
+
+    def _tag_of(self, job_id: int) -> str | None:
+        for tag, current in self.jobs.items():
+            if current == job_id:
+                return tag
+        return None
+
+    def _on_finished(self, event: Finished) -> None:
+        tag = self._tag_of(event.job_id)
+        if tag is not None:
+            self.job_finished(tag, event)
+
+    def _on_failed(self, event: Failed) -> None:
+        tag = self._tag_of(event.job_id)
+        if tag is not None:
+            self.job_failed(tag, event)
+
+    def _on_frame(self, event: Frame) -> None:
+        tag = self._tag_of(event.job_id)
+        if tag is not None:
+            self.job_frame(tag, event)
+
+    def _on_progress(self, event: Progress) -> None:
+        tag = self._tag_of(event.job_id)
+        if tag is not None:
+            self.job_progress(tag, event)
+
+    def job_finished(self, tag: str, event: Finished) -> None:
+        """A current job ended (reason 'done' or 'cancelled')."""
+
+    def job_failed(self, tag: str, event: Failed) -> None:
+        """A current job failed; the window shows the message, a view may show a note too."""
+
+    def job_frame(self, tag: str, event: Frame) -> None:
+        """A streamed frame of a current job (already coalesced to the newest)."""
+
+    def job_progress(self, tag: str, event: Progress) -> None:
+        """Progress of a current job."""
+
+    # ----- export and settings ---------------------------------------------
+    def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """The uint8 RGB image this tab shows and the settings that reproduce it."""
+        raise EngineError(f"the {self.title} view has nothing to export")
+
+    def save_settings(self, s: QSettings) -> None:
+        """Store the view's choices (under its owner group)."""
+
+    def restore_settings(self, s: QSettings) -> None:
+        """Restore the choices saved by save_settings."""
+
+    def base_settings(self) -> dict[str, Any]:
+        """Model, image and layer, for an export sidecar."""
+        model = self.state.model or {}
+        return {
+            "view": self.owner,
+            "model": model.get("spec"),
+            "model_name": model.get("name"),
+            "image": self.state.image_spec,
+            "layer": self.state.layer,
+        }

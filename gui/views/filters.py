@@ -1,0 +1,171 @@
+"""Filters: the kernels of the selected conv (or dense) layer.
+
+A first conv layer (3 input channels) shows each filter as an RGB patch, with its R,
+G and B slices beside it; deeper layers show a grid with one row per filter and one
+column per input channel. The colour scale is shared by the whole layer or set per
+filter. The image comes from engine.render.filter_grid, the call export makes too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+
+from engine import render
+from engine.errors import EngineError
+from engine.jobs import Failed, Finished
+from gui import settings as cfg
+from gui.views.base import View
+from gui.widgets.image_pane import ImagePane
+from gui.widgets.render_worker import RenderWorker
+
+SCALES = (("Shared by the layer", True), ("Per filter", False))
+
+
+def render_filters(weights: np.ndarray, shared_scale: bool, max_filters: int) -> Any:
+    """The grid the view shows and export writes (engine.render.filter_grid)."""
+    return render.filter_grid(weights, shared_scale=shared_scale, max_out=max_filters)
+
+
+class FiltersView(View):
+    """Kernel weights of the selected layer as an image grid."""
+
+    title = "Filters"
+    owner = "filters"
+
+    def __init__(self, state, client, parent: QWidget | None = None) -> None:
+        super().__init__(state, client, parent)
+        self.scale_box = QComboBox()
+        for label, shared in SCALES:
+            self.scale_box.addItem(label, shared)
+        self.scale_box.setToolTip("One colour scale for the whole layer, or one per filter")
+        self.scale_box.setMinimumWidth(64)
+        self.max_box = QSpinBox()
+        self.max_box.setRange(1, 4096)
+        self.max_box.setValue(64)
+        self.max_box.setToolTip("Show at most this many filters")
+        self.info = QLabel("")
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.addWidget(QLabel("Scale"))
+        bar.addWidget(self.scale_box)
+        bar.addSpacing(8)
+        bar.addWidget(QLabel("Filters"))
+        bar.addWidget(self.max_box)
+        bar.addSpacing(8)
+        bar.addStretch(1)
+        self.pane = ImagePane()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        self.info.setContentsMargins(6, 0, 6, 0)
+        layout.addWidget(self.info)
+        layout.addWidget(self.pane, 1)
+        self.weights: np.ndarray | None = None
+        self.weights_layer: str | None = None
+        self.rendered: Any = None
+        self.rendered_settings: dict[str, Any] = {}
+        self.renderer = RenderWorker(self)
+        self.renderer.done.connect(self._on_rendered)
+        self.renderer.failed.connect(lambda message: self.pane.clear_image(message.splitlines()[0]))
+        self.scale_box.currentIndexChanged.connect(self._render)
+        self.max_box.valueChanged.connect(self._render)
+        self.pane.clear_image("loading engine…")
+
+    @property
+    def shared_scale(self) -> bool:
+        return bool(self.scale_box.currentData())
+
+    def render_settings(self) -> dict[str, Any]:
+        return {"shared_scale": self.shared_scale, "max_filters": int(self.max_box.value())}
+
+    def set_shared_scale(self, shared: bool) -> None:
+        self.scale_box.setCurrentIndex(self.scale_box.findData(bool(shared)))
+
+    def save_settings(self, s: QSettings) -> None:
+        s.setValue("shared_scale", self.shared_scale)
+        s.setValue("max_filters", int(self.max_box.value()))
+
+    def restore_settings(self, s: QSettings) -> None:
+        self.set_shared_scale(cfg.read(s, "shared_scale", True, bool))
+        self.max_box.setValue(cfg.read(s, "max_filters", 64, int))
+
+    def refresh(self) -> None:
+        info = self.state.layer_info()
+        if self.state.model is None:
+            self._clear(self.state.placeholder(self.client.is_ready))
+            return
+        if info is None:
+            self._clear("select a layer")
+            return
+        if info.kind not in ("conv", "dense"):
+            self._clear(f"{info.name} ({info.type}) has no filters: select a conv or dense layer")
+            return
+        if info.path == self.weights_layer and self.weights is not None and self._model is self.state.model:
+            return  # weights do not depend on the image
+        self.submit("filters", {"layer": info.path})
+        self.info.setText(f"{info.path}: loading…")
+
+    _model: Any = None
+
+    def _clear(self, message: str) -> None:
+        self.cancel()
+        self.renderer.cancel()
+        self.weights = None
+        self.weights_layer = None
+        self.rendered = None
+        self.pane.clear_image(message)
+        self.info.setText("")
+
+    def job_finished(self, tag: str, event: Finished) -> None:
+        if event.reason != "done":
+            return
+        self.weights = np.asarray(event.result, np.float32)
+        self.weights_layer = self.state.layer
+        self._model = self.state.model
+        self._render()
+
+    def job_failed(self, tag: str, event: Failed) -> None:
+        self._clear(event.message)
+
+    def _render(self) -> None:
+        if self.weights is None:
+            return
+        self.renderer.render(_render_job, self.weights, self.weights_layer, self.render_settings())
+
+    def _on_rendered(self, out: tuple) -> None:
+        grid, weights, layer, settings = out
+        if weights is not self.weights or layer != self.weights_layer:
+            return  # newer weights are on their way
+        self.rendered = grid
+        self.rendered_settings = settings
+        self.pane.set_image(grid.image)
+        kh, kw, cin, cout = weights.shape
+        layout = (
+            "RGB + R, G, B slices"
+            if cin == 3
+            else ("one map per filter" if cin == 1 else "rows: filters, columns: input channels")
+        )
+        self.info.setText(
+            f"{layer}: {cout} filters {kh}×{kw}×{cin} ({layout}); "
+            f"weights {float(weights.min()):.3g} … {float(weights.max()):.3g}"
+            + (f"; {grid.caption}" if grid.caption else "")
+        )
+
+    def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
+        if self.weights is None:
+            raise EngineError("no filters to export: select a conv or dense layer")
+        settings = self.render_settings()
+        grid = render_filters(self.weights, **settings)
+        meta = {**self.base_settings(), "layer": self.weights_layer, "kind": "filters", **settings}
+        meta.pop("image", None)
+        return grid.image, meta
+
+
+def _render_job(weights: np.ndarray, layer: str | None, settings: dict[str, Any]) -> tuple:
+    return render_filters(weights, **settings), weights, layer, settings

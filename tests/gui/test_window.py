@@ -1,0 +1,384 @@
+"""The real main window with its engine thread, driven like a user would (pytest-qt).
+
+`win` is the shared window on builtin:digits (the tiny fixture model until the shipped
+file exists); `tiny_win` is the same window on the tiny model, which has a nested block.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from engine.jobs import Finished, Progress, Request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def maps_ready(view, layer) -> bool:
+    return view.maps_layer == layer and view.rendered is not None and not view.renderer.busy()
+
+
+def drop(window, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+
+
+# ----- start-up ------------------------------------------------------------------------
+def test_window_shows_model_layers_device_and_predictions(qtbot, win):
+    device = win.device_label.text()
+    assert device == "CPU" or device.startswith("GPU")
+    assert win.state.model_name in win.model_label.text()
+    assert win.layer_tree.paths() == [i.path for i in win.state.all_layers()]
+    qtbot.waitUntil(lambda: len(win.predictions.rows) == 5, timeout=10_000)
+    probs = [p for _, p in win.predictions.rows]
+    assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] <= probs[0] <= 1
+    names = win.state.model.get("class_names")
+    if names:
+        assert all(label in names for label, _ in win.predictions.rows)
+    assert win.layer_tree.current_path() == win.state.layer == win.state.default_layer()
+    assert win.windowTitle() == "Convscope"
+
+
+def test_window_is_shown_before_tensorflow_has_loaded_and_closes_during_the_import(tmp_path):
+    code = f"""
+import os, sys
+os.environ["CONVSCOPE_CONFIG_DIR"] = {str(tmp_path)!r}
+from PySide6.QtCore import QTimer
+from gui.app import application, create_window
+app = application([])
+seen = {{}}
+w = create_window("builtin:digits", show=False)
+def on_shown(t):
+    seen["tf"] = "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant")
+    seen["label"] = w.device_label.text()
+    QTimer.singleShot(300, close)
+def close():
+    seen["ready_at_close"] = w.client.is_ready
+    w.close()
+    seen["thread_running"] = w.client._thread.isRunning()
+    app.quit()
+w.first_shown.connect(on_shown)
+w.show()
+app.exec()
+print(seen["tf"], seen["label"], seen["ready_at_close"], seen["thread_running"], sep="|")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    tf_loaded, label, ready_at_close, running = out.stdout.strip().splitlines()[-1].split("|")
+    assert tf_loaded == "False"  # the window was on screen before TensorFlow had loaded
+    assert label == "loading engine…"
+    assert ready_at_close == "False"  # closed while the engine thread was still importing
+    assert running == "False"  # ... and the thread was stopped cleanly
+    assert "QThread" not in out.stderr
+
+
+# ----- layers --------------------------------------------------------------------------
+def test_selecting_each_layer_drives_the_feature_maps_view(qtbot, win):
+    view = win.view("feature_maps")
+    assert win.current_view() is view
+    for info in win.state.all_layers():
+        win.layer_tree.select(info.path)
+        assert win.state.layer == info.path
+        if info.kind == "model":
+            qtbot.waitUntil(lambda: view.maps is None and "nested model" in view.grid.text.toPlainText())
+            continue
+        qtbot.waitUntil(lambda info=info: maps_ready(view, info.path), timeout=10_000)
+        assert np.asarray(view.maps).shape[-1] == info.output_shape[-1]
+        image = view.grid_image()
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3
+        assert win.message_bar.text() == ""
+
+
+def test_nested_model_rows_expand_and_their_layers_work(qtbot, tiny_win):
+    win = tiny_win
+    view = win.view("feature_maps")
+    assert win.layer_tree.paths() == [
+        "conv1",
+        "pool1",
+        "block",
+        "block/inner_conv",
+        "flatten",
+        "dense1",
+        "probs",
+    ]
+    win.layer_tree.select("block")
+    qtbot.waitUntil(lambda: "nested model" in view.grid.text.toPlainText())
+    win.layer_tree.select("block/inner_conv")
+    index = win.layer_tree.tree.currentIndex()
+    assert win.layer_tree.tree.isExpanded(index.parent())
+    qtbot.waitUntil(lambda: maps_ready(view, "block/inner_conv"), timeout=10_000)
+    assert np.asarray(view.maps).shape == (11, 11, 12)
+
+
+def test_layer_tree_keyboard_navigation_and_filter(qtbot, tiny_win):
+    win = tiny_win
+    tree = win.layer_tree
+    tree.tree.collapseAll()
+    tree.select("conv1")
+    tree.tree.setFocus()
+    qtbot.keyClick(tree.tree, Qt.Key.Key_Down)
+    assert win.state.layer == "pool1"
+    qtbot.keyClick(tree.tree, Qt.Key.Key_Down)
+    qtbot.keyClick(tree.tree, Qt.Key.Key_Right)  # expand the nested block
+    qtbot.keyClick(tree.tree, Qt.Key.Key_Down)
+    assert win.state.layer == "block/inner_conv"
+    qtbot.keyClick(tree.tree, Qt.Key.Key_Up)
+    assert win.state.layer == "block"
+    tree.filter.setText("conv")
+    assert tree.visible_paths() == ["conv1", "block", "block/inner_conv"]  # a match keeps its parents
+    tree.filter.setText("DENSE")  # the type column matches too, any case
+    assert tree.visible_paths() == ["dense1", "probs"]
+    tree.filter.clear()
+    assert tree.visible_paths() == tree.paths()
+
+
+# ----- images --------------------------------------------------------------------------
+def test_switching_image_recomputes_maps_and_predictions(qtbot, idle, win, assets):
+    view = win.view("feature_maps")
+    layer = win.state.default_layer()
+    win.layer_tree.select(layer)
+    qtbot.waitUntil(lambda: maps_ready(view, layer), timeout=10_000)
+    before_maps = np.array(view.maps)
+    qtbot.waitUntil(lambda: len(win.predictions.rows) == 5, timeout=10_000)
+    second = str(assets["images"][1])
+    win.image_browser.select(second)  # as a click in the browser does
+    qtbot.waitUntil(lambda: win.state.image_spec == second, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: maps_ready(view, layer) and not np.array_equal(view.maps, before_maps), timeout=10_000
+    )
+    idle(win)
+    assert len(win.predictions.rows) == 5
+    expected = np.asarray(Image.open(second), np.float32) / 255.0
+    assert np.allclose(win.state.image[..., 0], expected)
+    assert win.predictions.input.image_shape == expected.shape[:2]
+
+
+def test_image_browser_keyboard_navigation(qtbot, win, assets):
+    browser = win.image_browser
+    browser.select(str(assets["images"][0]))
+    browser.list.setFocus()
+    qtbot.keyClick(browser.list, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: win.state.image_spec == str(assets["images"][1]), timeout=10_000)
+
+
+def test_dropping_a_folder_adds_its_images(qtbot, idle, win, assets):
+    folder = assets["folder"]
+    drop(win, [folder])
+    photos = sorted(str(p) for p in folder.glob("*.jpg"))
+    qtbot.waitUntil(lambda: set(photos) <= set(win.image_browser.specs()), timeout=10_000)
+    assert str(folder / "notes.txt") not in win.image_browser.specs()
+    qtbot.waitUntil(lambda: win.state.image_spec == photos[0], timeout=10_000)
+    model = win.image_browser.model
+    qtbot.waitUntil(lambda: model.has_thumbnail(photos[0]), timeout=10_000)
+    idle(win)
+    assert win.message_bar.text() == ""
+
+
+def test_dropping_model_and_image_files(qtbot, idle, win, assets):
+    drop(win, [assets["images"][2], assets["model"]])
+    qtbot.waitUntil(lambda: win.state.image_spec == str(assets["images"][2]), timeout=10_000)
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(assets["model"]), timeout=30_000)
+    idle(win)
+    drop(win, [assets["folder"] / "notes.txt"])
+    assert "not a model or an image" in win.message_bar.text()
+
+
+def test_big_folder_lists_without_loading_every_thumbnail(qtbot, win, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    tiny = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    for i in range(600):
+        tiny.save(folder / f"img{i:04d}.png")
+    win.open_folder(str(folder), select=False)
+    ours = lambda: [s for s in win.image_browser.specs() if s.startswith(str(folder))]  # noqa: E731
+    qtbot.waitUntil(lambda: len(ours()) == 600, timeout=20_000)
+    model = win.image_browser.model
+    qtbot.waitUntil(lambda: not model._pending and model.pool.activeThreadCount() == 0, timeout=20_000)
+    loaded = sum(model.has_thumbnail(s) for s in ours())
+    assert loaded < 600  # only rows the list painted asked for a thumbnail
+    win.image_browser.select(ours()[-1])  # scrolling there loads its thumbnail
+    qtbot.waitUntil(lambda: model.has_thumbnail(ours()[-1]), timeout=10_000)
+
+
+def test_broken_image_shows_an_error(qtbot, win, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    win.open_images([str(bad)])
+    qtbot.waitUntil(lambda: "bad.png" in win.message_bar.text(), timeout=10_000)
+    assert win.state.image_spec != str(bad)
+
+
+# ----- jobs: cancel, errors, stale results ------------------------------------------------
+def test_cancel_a_job_midway_from_the_status_bar(qtbot, idle, win):
+    events = []
+    win.client.progress.connect(events.append)
+    win.client.finished.connect(events.append)
+    job = win.client.submit(Request("sleep", {"steps": 400, "seconds": 0.02}, owner="test_cancel"))
+    qtbot.waitUntil(
+        lambda: any(isinstance(e, Progress) and e.job_id == job and e.step >= 3 for e in events),
+        timeout=10_000,
+    )
+    qtbot.waitUntil(lambda: win.cancel_button.isVisible(), timeout=5_000)
+    assert win.job_label.text().startswith("waiting") and win.progress.maximum() == 400
+    qtbot.mouseClick(win.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(isinstance(e, Finished) and e.job_id == job for e in events), timeout=5_000)
+    done = [e for e in events if isinstance(e, Finished) and e.job_id == job][0]
+    assert done.reason == "cancelled"
+    assert max(e.step for e in events if isinstance(e, Progress) and e.job_id == job) < 400
+    qtbot.waitUntil(lambda: not win.cancel_button.isVisible())
+    win.client.progress.disconnect(events.append)
+    win.client.finished.disconnect(events.append)
+    win.update_predictions()  # the engine still works
+    idle(win)
+    assert win.message_bar.text() == ""
+
+
+def test_stop_action_cancels_everything(qtbot, idle, win):
+    events = []
+    win.client.finished.connect(events.append)
+    jobs = [
+        win.client.submit(Request("sleep", {"steps": 100, "seconds": 0.02}, owner=f"stop{i}"))
+        for i in range(3)
+    ]
+    win.stop_action.trigger()
+    qtbot.waitUntil(lambda: {e.job_id for e in events} >= set(jobs), timeout=10_000)
+    assert {e.reason for e in events if e.job_id in jobs} == {"cancelled"}
+    win.client.finished.disconnect(events.append)
+    idle(win)
+
+
+def test_newer_layer_request_cancels_older_and_stale_results_are_dropped(qtbot, tiny_win):
+    win = tiny_win
+    view = win.view("feature_maps")
+    win.client.submit(Request("sleep", {"steps": 20, "seconds": 0.01}, owner="test_blocker"))
+    win.layer_tree.select("conv1")
+    first = view.jobs[""]
+    win.layer_tree.select("block/inner_conv")
+    second = view.jobs[""]
+    assert first != second and win.client.current("feature_maps") == second
+    qtbot.waitUntil(lambda: maps_ready(view, "block/inner_conv"), timeout=10_000)
+    assert np.asarray(view.maps).shape[-1] == 12  # conv1's 8 maps never replaced them
+
+
+def test_corrupt_model_shows_an_error_and_the_window_keeps_working(qtbot, win, assets):
+    view = win.view("feature_maps")
+    name = win.state.model_name
+    win.open_model(str(assets["corrupt"]))
+    qtbot.waitUntil(lambda: bool(win.message_bar.text()), timeout=30_000)
+    assert "broken.keras" in win.message_bar.text()
+    assert win.message_bar.kind == "error"
+    assert win.state.model_name == name and name in win.model_label.text()
+    layer = [i.path for i in win.state.all_layers() if i.kind == "conv"][-1]
+    win.layer_tree.select(layer)
+    qtbot.waitUntil(lambda: maps_ready(view, layer), timeout=10_000)
+
+
+def test_failed_job_message_appears_in_the_window(qtbot, idle, win):
+    win.client.submit(
+        Request("feature_maps", {"image": win.state.image, "layers": ["nope"]}, owner="test_fail")
+    )
+    qtbot.waitUntil(lambda: "nope" in win.message_bar.text(), timeout=10_000)
+    assert win.message_bar.detail  # the traceback is one click away
+    win.message_bar.dismiss()
+    win.update_predictions()
+    idle(win)
+    assert win.message_bar.text() == ""
+
+
+# ----- menus, settings, close --------------------------------------------------------------
+def test_menus_have_the_issue_entries(win):
+    menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
+    assert list(menus) == ["File", "View", "Run", "Help"]
+    file_items = [a.text().replace("&", "") for a in menus["File"].actions() if a.text()]
+    for needed in (
+        "Open Model…",
+        "Keras Applications",
+        "Built-in Models",
+        "Open Images…",
+        "Open Folder…",
+        "Recent",
+        "Export View…",
+        "Quit",
+    ):
+        assert needed in file_items
+    assert win.run_action.shortcut().toString() == "F5"
+    assert win.stop_action.shortcut().toString() == "Esc"
+    assert {"Layers", "Images", "Predictions"} <= {a.text() for a in menus["View"].actions()}
+    help_items = [a.text().replace("&", "") for a in menus["Help"].actions()]
+    assert "About Convscope" in help_items and "Keyboard Shortcuts" in help_items
+
+
+def test_view_menu_hides_and_shows_docks(qtbot, win):
+    action = win.predictions_dock.toggleViewAction()
+    action.trigger()
+    assert not win.predictions_dock.isVisible()
+    action.trigger()
+    assert win.predictions_dock.isVisible()
+
+
+def test_keyboard_shortcuts_dialog_lists_run_and_stop(win, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
+    win.show_shortcuts()
+    assert "F5" in shown[0] and "Esc" in shown[0]
+
+
+def test_settings_persist_between_windows(qtbot, assets, spec):
+    from gui.app import create_window
+
+    first = create_window(spec, [str(assets["images"][0])])
+    qtbot.waitUntil(lambda: first.state.model is not None, timeout=60_000)
+    first.view("feature_maps").set_normalization("standardize")
+    first.view("feature_maps").cmap_box.setCurrentText("turbo")
+    first.resize(780, 540)
+    first.layers_dock.hide()
+    first.open_folder(str(assets["folder"]), select=False)
+    first.close()
+    assert not first.client._thread.isRunning()
+    second = create_window(None, start_engine=False)
+    try:
+        view = second.view("feature_maps")
+        assert view.norm == "standardize" and view.cmap == "turbo"
+        assert not second.layers_dock.isVisible()
+        assert (second.width(), second.height()) == (780, 540)
+        recent = [a.text() for a in second.recent_menu.actions()]
+        assert any(str(assets["folder"]) in t for t in recent)
+    finally:
+        second.layers_dock.show()
+        second.view("feature_maps").set_normalization("global")
+        second.view("feature_maps").cmap_box.setCurrentText("viridis")
+        second.close()
+
+
+def test_close_during_a_job_shuts_the_engine_thread_down(qtbot, qapp, assets, spec, qtlog):
+    from gui.app import create_window
+
+    w = create_window(spec, [str(assets["images"][0])], restore=False)
+    qtbot.waitUntil(lambda: w.client.is_ready, timeout=60_000)
+    w.client.submit(Request("sleep", {"steps": 100_000, "seconds": 0.05}, owner="test_long"))
+    qtbot.waitUntil(lambda: w.client.running is not None and w.client.running.kind == "sleep", timeout=30_000)
+    assert w.close()
+    assert not w.client._thread.isRunning()
+    qapp.processEvents()
+    bad = [r.message for r in qtlog.records if "QThread" in r.message or "Destroyed" in r.message]
+    assert not bad
