@@ -21,11 +21,13 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -167,7 +169,12 @@ class MainWindow(QMainWindow):
             view = view_cls(self.state, self.client)
             view.setObjectName(f"view_{view.owner}")
             self.views.append(view)
-            self.tabs.addTab(view, view.title)
+            # a scroll area per tab: a view with a wide form must not force a wide window
+            scroller = QScrollArea()
+            scroller.setWidgetResizable(True)
+            scroller.setFrameShape(QFrame.Shape.NoFrame)
+            scroller.setWidget(view)
+            self.tabs.addTab(scroller, view.title)
         layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
@@ -513,8 +520,8 @@ class MainWindow(QMainWindow):
             view.run()
 
     def current_view(self) -> View | None:
-        widget = self.tabs.currentWidget()
-        return widget if isinstance(widget, View) else None
+        index = self.tabs.currentIndex()
+        return self.views[index] if 0 <= index < len(self.views) else None
 
     def view(self, owner: str) -> View:
         for view in self.views:

@@ -7,9 +7,11 @@ jobs, `refresh()` for when the model, layer or image change, and `export_image()
 from __future__ import annotations
 
 from gui.views.base import View
+from gui.views.attribution import AttributionView
+from gui.views.dataset import DatasetView
 from gui.views.feature_maps import FeatureMapsView
 from gui.views.filters import FiltersView
 
-VIEWS: list[type[View]] = [FeatureMapsView, FiltersView]
+VIEWS: list[type[View]] = [FeatureMapsView, FiltersView, AttributionView, DatasetView]
 
 __all__ = ["VIEWS", "View"]

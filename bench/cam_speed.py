@@ -1,0 +1,221 @@
+"""Grad-CAM and Score-CAM speed on VGG16 (weights=None, 224x224) against tf-keras-vis, in one run.
+
+Prints one table of milliseconds per image: one forward pass and one forward+backward pass
+(the gradient of the top logit with respect to the input) as the yardstick, Convscope's
+engine.cam (Grad-CAM, Score-CAM; the whole call: image conversion, the layer's compiled
+function, the weights and the projection onto the photo, with mapping="bilinear" as
+tf-keras-vis resizes), and tf-keras-vis Gradcam / Scorecam (model_modifier=ReplaceToLinear so
+Gradcam explains the logit and Scorecam's own softmax sees logits; Scorecam with all channels
+(max_N unset) and batch_size=32 as Convscope). The contenders run interleaved, image by image,
+so a change in a shared machine's load hits them alike. The maps are compared as a sanity
+check (Pearson r of the ReLU maps on the 224x224 grid).
+
+Run:  nice -n 5 python bench/cam_speed.py [--images 5] [--score-images 1]
+Needs `pip install tf-keras-vis` (listed in the "bench" extra); without it those rows read n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+LAYER = "block5_conv3"
+
+
+def photos(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Smooth random colour images in [0, 1], 224x224 (no files, no downloads)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        coarse = rng.random((7, 7, 3)).astype(np.float32)
+        up = np.stack(
+            [
+                np.asarray(Image.fromarray(coarse[..., c], "F").resize((224, 224), Image.BICUBIC))
+                for c in range(3)
+            ],
+            -1,
+        )
+        out.append(np.clip(up + rng.normal(0, 0.05, up.shape), 0, 1).astype(np.float32))
+    return out
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=5, help="images for the Grad-CAM and pass rows")
+    parser.add_argument(
+        "--score-images", type=int, default=1, help="images for the Score-CAM rows (slow on CPU)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the images (median)")
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+
+    from engine.attribution import cam
+    from engine.attribution.cam import _masked_scores_fn
+    from engine.images import to_model_input
+    from engine.models import load_model
+
+    keras.utils.set_random_seed(0)
+    keras.utils.disable_interactive_logging()  # no progress bars from tf-keras-vis' model.predict
+    h = load_model("keras:VGG16?weights=none")
+    imgs = photos(args.images)
+    score_imgs = imgs[: args.score_images]
+    xs = [to_model_input(p, h) for p in imgs]
+    logits_model = keras.Model(h.flat_input, h.logits)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 224, 224, 3), tf.float32)])
+    def forward(x):
+        return logits_model(x, training=False)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 224, 224, 3), tf.float32)])
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            z = logits_model(x, training=False)
+            s = tf.reduce_max(z, axis=-1)
+        return tape.gradient(s, x)
+
+    rows: list[tuple[str, float | None, str]] = []
+    notes: list[str] = []
+    tkv = None
+    try:
+        import tf_keras_vis
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        version = getattr(tf_keras_vis, "__version__", "?")
+        linear = keras.models.clone_model(h.model)
+        linear.set_weights(h.model.get_weights())
+        tkv = {
+            "gradcam": Gradcam(linear, model_modifier=ReplaceToLinear(), clone=False),
+            "scorecam": Scorecam(linear, model_modifier=ReplaceToLinear(), clone=False),
+        }
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        notes.append(f"tf-keras-vis: n/a ({type(exc).__name__}: {first[:200]})")
+
+    # warm-up: trace every compiled function once
+    forward(xs[0])
+    forward_backward(xs[0])
+    tops = [cam(h, p, layer=LAYER).target for p in imgs]
+    fn = _masked_scores_fn(h)
+    eye = tf.constant(np.eye(224, 14, dtype=np.float32))
+    fn(tf.constant(xs[0]), tf.zeros((1, 14, 14)), eye, eye, tf.zeros((3,)))
+    if tkv is not None:
+        tkv["gradcam"](CategoricalScore([tops[0]]), xs[0], penultimate_layer=LAYER)
+        tkv["scorecam"](CategoricalScore([tops[0]]), xs[0], penultimate_layer=LAYER, max_N=1)
+
+    # the contenders run interleaved, image by image, so a change in the machine's load hits all alike
+    contenders = {
+        "fwd": lambda i: forward(xs[i]).numpy(),
+        "fb": lambda i: forward_backward(xs[i]).numpy(),
+        "gc": lambda i: cam(h, imgs[i], tops[i], LAYER, mapping="bilinear"),
+    }
+    if tkv is not None:
+        contenders["tkv_gc"] = lambda i: tkv["gradcam"](
+            CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER
+        )
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    outs: dict[str, dict[int, object]] = {k: {} for k in contenders}
+    for _ in range(args.repeats):
+        for i in range(len(imgs)):
+            for key, run in contenders.items():
+                t0 = time.perf_counter()
+                outs[key][i] = run(i)
+                times[key].append((time.perf_counter() - t0) * 1000)
+    slow = {
+        "sc": lambda i: cam(h, imgs[i], tops[i], LAYER, method="scorecam", mapping="bilinear", batch_size=32)
+    }
+    if tkv is not None:
+        slow["tkv_sc"] = lambda i: tkv["scorecam"](
+            CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER, batch_size=32
+        )
+    for key in slow:
+        times[key], outs[key] = [], {}
+    for i in range(len(score_imgs)):
+        for key, run in slow.items() if i % 2 == 0 else reversed(slow.items()):
+            t0 = time.perf_counter()
+            outs[key][i] = run(i)
+            times[key].append((time.perf_counter() - t0) * 1000)
+    t = {k: statistics.median(v) for k, v in times.items()}
+
+    rows += [
+        ("forward pass (compiled, batch 1)", t["fwd"], ""),
+        ("forward + backward to the input", t["fb"], f"{t['fb'] / t['fwd']:.2f}x fwd"),
+        ("Convscope Grad-CAM (engine.cam)", t["gc"], f"{t['gc'] / t['fb']:.2f}x fwd+bwd"),
+    ]
+    if tkv is not None:
+        rows.append((f"tf-keras-vis {version} Gradcam", t["tkv_gc"], f"{t['tkv_gc'] / t['fb']:.2f}x fwd+bwd"))
+    rows.append(("Convscope Score-CAM (engine.cam)", t["sc"], f"{t['sc'] / t['fwd']:.0f}x fwd"))
+    if tkv is not None:
+        rows.append((f"tf-keras-vis {version} Scorecam", t["tkv_sc"], f"{t['tkv_sc'] / t['fwd']:.0f}x fwd"))
+        r_gc = statistics.mean(pearson(outs["gc"][i].heatmap_relu, outs["tkv_gc"][i][0]) for i in outs["gc"])
+        r_sc = statistics.mean(pearson(outs["sc"][i].heatmap, outs["tkv_sc"][i][0]) for i in outs["sc"])
+        notes.append(
+            f"agreement with tf-keras-vis (Pearson r): Grad-CAM {r_gc:.3f} (ReLU maps); Score-CAM {r_sc:.3f} "
+            "(our signed map vs theirs; by design they differ: Convscope weighs each channel by "
+            "p(masked) - p(black) and blends toward black, tf-keras-vis by p(masked), multiplying the "
+            "caffe-scaled input)"
+        )
+    live = [
+        int((np.ptp(np.asarray(h.submodel([LAYER])(x))[0], axis=(0, 1)) > 0).sum())
+        for x in xs[: len(score_imgs)]
+    ]
+    notes.append(
+        f"Score-CAM forward passes per image: Convscope {statistics.mean(live):.0f} (channels with a "
+        f"non-constant map), tf-keras-vis 512"
+    )
+    tkv_gc, tkv_sc, t_gc, t_sc, t_fb = t.get("tkv_gc"), t.get("tkv_sc"), t["gc"], t["sc"], t["fb"]
+
+    print(
+        f"# cam_speed: VGG16 weights=None 224x224, layer {LAYER}; TF {tf.__version__}, Keras {keras.__version__}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpu, "
+        f"{'GPU' if tf.config.list_physical_devices('GPU') else 'CPU only'}"
+    )
+    print(
+        f"# Grad-CAM rows: {len(imgs)} images x {args.repeats} passes (median); "
+        f"Score-CAM rows: {len(score_imgs)} image(s), one pass"
+    )
+    print()
+    print(f"| {'what':<40} | {'ms/image':>9} | {'ratio':<16} |")
+    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 18}|")
+    for name, ms, ratio in rows:
+        print(f"| {name:<40} | {ms:>9.1f} | {ratio:<16} |")
+    print()
+    if tkv_gc:
+        print(
+            f"Grad-CAM: {t_gc / t_fb:.2f}x one forward+backward (target <= 1.3x); "
+            f"{tkv_gc / t_gc:.2f}x faster than tf-keras-vis (target >= 1x)"
+        )
+    if tkv_sc:
+        print(f"Score-CAM: {tkv_sc / t_sc:.2f}x faster than tf-keras-vis (target >= 2x)")
+    for note in notes:
+        print(note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

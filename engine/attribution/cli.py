@@ -1,0 +1,211 @@
+"""`python main.py export cam ...` and `export saliency ...` (registered with engine.cli.export_kind).
+
+Each runner returns {"image": uint8 RGB, "settings": dict, "report": [lines]}; engine.cli
+writes the image and its JSON sidecar and prints the report. The figure comes from
+engine.attribution.figures, the functions the Attribution tab uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.attribution.cam import METHODS
+from engine.attribution.figures import (
+    CMAPS,
+    DIM,
+    STYLES,
+    coarse_image,
+    compare_overlays,
+    map_scale,
+    overlay,
+    side_by_side,
+)
+from engine.attribution.gradients import SALIENCY_METHODS
+from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
+from engine.cli import _load, _model_args, _out_args, export_kind
+
+
+def _look_args(p: argparse.ArgumentParser, style_default: str) -> None:
+    p.add_argument(
+        "--style",
+        choices=("auto", *STYLES),
+        default=style_default,
+        help="relu: the positive map in a colormap; signed: blue-grey-red on a dimmed photo",
+    )
+    p.add_argument("--cmap", choices=CMAPS, default="viridis", help="colormap of the relu style")
+    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the photo, 0..1")
+    p.add_argument(
+        "--dim", type=float, default=DIM, help="brightness of the photo under the signed style, 0..1"
+    )
+
+
+def _target_arg(text: str | None) -> Any:
+    if text is None:
+        return None
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _cam_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--image", required=True, help="image path or builtin:NAME")
+    p.add_argument(
+        "--target", help="class index or name; positive/negative for a sigmoid unit (default: top-1)"
+    )
+    p.add_argument("--compare", help="a second target shown beside the first on one shared scale")
+    p.add_argument("--layer", help="spatial layer (default: the last one with spatial extent)")
+    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument(
+        "--mapping", choices=MAPPINGS, default=DEFAULT_MAPPING, help="projection of the cells onto the photo"
+    )
+    p.add_argument("--sigma", type=float, help="width (px) of the gaussian mapping (default: field size / 4)")
+    p.add_argument("--batch-size", type=int, default=32, help="masked images per Score-CAM forward pass")
+    p.add_argument("--coarse", action="store_true", help="also show the raw coarse map with its cell grid")
+    p.add_argument("--scores", action="store_true", help="print deletion and insertion AUC of the map")
+    _look_args(p, "relu")
+    _out_args(p)
+
+
+def _describe(h: Any, res: Any) -> str:
+    name = f"{res.target_name} ({res.target})" if res.target_name else str(res.target)
+    return f"target: {name}  logit {res.score:.4f}  probability {res.probability:.4f}"
+
+
+@export_kind("cam", _cam_options)
+def export_cam(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.attribution.cam import cam
+    from engine.images import load_image
+
+    h = _load(args)
+    photo = load_image(args.image)
+    kw = {
+        "layer": args.layer,
+        "method": args.method,
+        "mapping": args.mapping,
+        "sigma": args.sigma,
+        "batch_size": args.batch_size,
+    }
+    res = cam(h, photo, _target_arg(args.target), **kw)
+    results = [res]
+    if args.compare is not None:
+        results.append(cam(h, photo, _target_arg(args.compare), **kw))
+    style = "relu" if args.style == "auto" else args.style
+    heats = [r.heatmap_relu if style == "relu" else r.heatmap for r in results]
+    image = (
+        compare_overlays(photo, heats, style, args.cmap, args.alpha, args.dim)
+        if len(heats) > 1
+        else overlay(photo, heats[0], style, args.cmap, args.alpha, args.dim)
+    )
+    if args.coarse:
+        cell = max(2, photo.shape[0] // max(res.cam.shape[0], 1))
+        scale = map_scale([r.cam for r in results], style == "signed")
+        image = side_by_side(
+            [image, *(coarse_image(r.cam, cell, style, args.cmap, scale=scale) for r in results)]
+        )
+    report = [_describe(h, r) for r in results]
+    rf = res.field
+    cells = f"{res.cam.shape[0]}x{res.cam.shape[1]} cells"
+    report.append(
+        f"layer: {res.layer}  {cells}"
+        + (
+            f"  field {rf.size[0]}x{rf.size[1]} px  stride {rf.stride[0]}x{rf.stride[1]}  offset {rf.offset[0]},{rf.offset[1]}"
+            if rf is not None
+            else ""
+        )
+    )
+    settings: dict[str, Any] = {
+        "view": "cam",
+        "model": h.spec,
+        "image": args.image,
+        "scaling": h.scaling,
+        "layer": res.layer,
+        "method": res.method,
+        "mapping": res.mapping,
+        "sigma": args.sigma,
+        "style": style,
+        "cmap": args.cmap,
+        "alpha": args.alpha,
+        "dim": args.dim,
+        "coarse": bool(args.coarse),
+        "targets": [
+            {"index": r.target, "name": r.target_name, "logit": r.score, "probability": r.probability}
+            for r in results
+        ],
+    }
+    if args.scores:
+        from engine.attribution.metrics import deletion_auc, insertion_auc
+
+        for r in results:
+            d = deletion_auc(h, photo, r.heatmap, r.target).auc
+            i = insertion_auc(h, photo, r.heatmap, r.target).auc
+            report.append(
+                f"target {r.target}: deletion AUC {d:.4f} (lower is better)  "
+                f"insertion AUC {i:.4f} (higher is better)"
+            )
+            settings.setdefault("scores", []).append(
+                {"target": r.target, "deletion_auc": d, "insertion_auc": i}
+            )
+    return {"image": image, "settings": settings, "report": report}
+
+
+def _saliency_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--image", required=True, help="image path or builtin:NAME")
+    p.add_argument("--target", help="class index or name (default: top-1); with --layer: a channel index")
+    p.add_argument("--method", choices=SALIENCY_METHODS, default="gradient")
+    p.add_argument(
+        "--layer", help="explain this layer's output (mean, or one channel with --target) instead of a class"
+    )
+    p.add_argument("--samples", type=int, default=25, help="SmoothGrad samples")
+    p.add_argument(
+        "--noise", type=float, default=0.15, help="SmoothGrad noise, a fraction of the input range"
+    )
+    p.add_argument("--steps", type=int, default=32, help="Integrated Gradients steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    _look_args(p, "auto")
+    _out_args(p)
+
+
+@export_kind("saliency", _saliency_options)
+def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.attribution.gradients import saliency
+    from engine.images import load_image
+
+    h = _load(args)
+    photo = load_image(args.image)
+    target = _target_arg(args.target)
+    smap = saliency(
+        h,
+        photo,
+        target,
+        args.method,
+        args.layer,
+        samples=args.samples,
+        noise=args.noise,
+        steps=args.steps,
+        batch_size=args.batch_size,
+    )
+    signed_method = args.method in ("integrated", "grad_x_input")
+    style = ("signed" if signed_method else "relu") if args.style == "auto" else args.style
+    image = overlay(photo, smap, style, args.cmap, args.alpha, args.dim)
+    settings = {
+        "view": "saliency",
+        "model": h.spec,
+        "image": args.image,
+        "scaling": h.scaling,
+        "method": args.method,
+        "target": target,
+        "layer": h.resolve(args.layer) if args.layer else None,
+        "samples": args.samples,
+        "noise": args.noise,
+        "steps": args.steps,
+        "style": style,
+        "cmap": args.cmap,
+        "alpha": args.alpha,
+        "dim": args.dim,
+    }
+    report = [
+        f"{args.method}: map {smap.shape[0]}x{smap.shape[1]}, min {float(smap.min()):.4g}, "
+        f"max {float(smap.max()):.4g}, sum {float(smap.sum()):.4g}"
+    ]
+    return {"image": image, "settings": settings, "report": report}

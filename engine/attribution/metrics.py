@@ -1,0 +1,278 @@
+"""Quality scores of an attribution map: does it point at the object, and does it explain the score?
+
+- pointing_game: a hit when the map's maximum lies within `tolerance` (15) pixels of the
+  object (Zhang et al. 2016). When several pixels share the maximum (a plateau, e.g. a
+  constant map or one cell's tile of a roi projection), the point is their centroid, so
+  a flat map points at the image centre.
+- energy_pointing_game: the share of the map's positive mass inside the object
+  (Wang et al. 2020, Score-CAM). A map with no positive mass counts as uniform.
+- deletion_auc / insertion_auc: pixels ranked by the map (ties broken by a fixed random
+  order, so a plateau is not removed in raster order) are removed (set to black) or
+  restored (into a blurred copy of the image) in `steps` equal steps; the target's
+  softmax probability is integrated over the fraction of pixels changed with the
+  trapezoid rule (Petsiuk et al. 2018, RISE). Lower deletion and higher insertion are
+  better. The perturbed images go through the model `batch_size` at a time.
+
+`region` is an object box (top, left, bottom, right), bottom/right exclusive, or a bool
+mask of the map's shape. pointing_game and energy_pointing_game need no model and no
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from engine.errors import EngineError
+
+__all__ = [
+    "CurveScore",
+    "peak",
+    "pointing_game",
+    "energy_pointing_game",
+    "deletion_auc",
+    "insertion_auc",
+    "deletion_curve",
+    "insertion_curve",
+    "centre_baseline",
+    "blur",
+]
+
+TOLERANCE = 15.0
+
+
+class CurveScore(NamedTuple):
+    """Area under a deletion/insertion curve, with the curve: fractions (steps+1,) and scores (steps+1,)."""
+
+    auc: float
+    fractions: np.ndarray
+    scores: np.ndarray
+
+
+def _map2d(heatmap: np.ndarray) -> np.ndarray:
+    m = np.asarray(heatmap, np.float64)
+    if m.ndim == 3 and m.shape[-1] == 1:
+        m = m[..., 0]
+    if m.ndim != 2 or m.size == 0:
+        raise EngineError(f"expected a 2-D map, got shape {np.shape(heatmap)}")
+    if not np.isfinite(m).all():
+        raise EngineError("the map contains NaN or Inf values")
+    return m
+
+
+def _region_mask(region: Any, shape: tuple[int, int]) -> np.ndarray:
+    arr = np.asarray(region)
+    if arr.dtype == bool or (arr.ndim == 2 and arr.shape == tuple(shape)):
+        if arr.shape != tuple(shape):
+            raise EngineError(f"object mask of shape {arr.shape} does not match the map's {tuple(shape)}")
+        return arr.astype(bool)
+    if arr.shape != (4,):
+        raise EngineError("region must be a box (top, left, bottom, right) or a bool mask of the map's shape")
+    top, left, bottom, right = (int(v) for v in arr)
+    mask = np.zeros(shape, bool)
+    mask[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = True
+    return mask
+
+
+def peak(heatmap: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the map's maximum; the centroid of all pixels that share it (plateau)."""
+    m = _map2d(heatmap)
+    top = m.max()
+    tol = 1e-6 * max(abs(top), 1e-30)
+    rows, cols = np.nonzero(m >= top - tol)
+    return float(rows.mean()), float(cols.mean())
+
+
+def pointing_game(heatmap: np.ndarray, region: Any, tolerance: float = TOLERANCE) -> bool:
+    """True when the map's peak (plateau centroid for ties) is within `tolerance` px of the object."""
+    m = _map2d(heatmap)
+    mask = _region_mask(region, m.shape)
+    if not mask.any():
+        raise EngineError("the object region is empty")
+    py, px = peak(m)
+    rows, cols = np.nonzero(mask)
+    dist = np.sqrt((rows - py) ** 2 + (cols - px) ** 2).min()
+    return bool(dist <= tolerance)
+
+
+def energy_pointing_game(heatmap: np.ndarray, region: Any) -> float:
+    """Share in [0, 1] of the map's positive mass that lies inside the object."""
+    m = _map2d(heatmap)
+    mask = _region_mask(region, m.shape)
+    pos = np.maximum(m, 0.0)
+    total = pos.sum()
+    if total <= 0:
+        return float(mask.mean())  # no positive evidence anywhere: as a uniform map
+    return float(pos[mask].sum() / total)
+
+
+def centre_baseline(shape: tuple[int, int]) -> np.ndarray:
+    """The centre-point baseline map: highest at the image centre, falling with distance from it."""
+    hh, ww = int(shape[0]), int(shape[1])
+    yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float32)
+    return -np.sqrt((yy - (hh - 1) / 2.0) ** 2 + (xx - (ww - 1) / 2.0) ** 2).astype(np.float32)
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a float (H, W, C) image (separable, edges reflected)."""
+    img = np.asarray(img, np.float32)
+    if sigma <= 0:
+        return img.copy()
+    radius = max(1, int(round(3 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel = np.exp(-0.5 * (t / sigma) ** 2)
+    kernel /= kernel.sum()
+    out = img
+    for axis in (0, 1):
+        n = out.shape[axis]
+        r = min(radius, n - 1)
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (r, r)
+        padded = np.pad(out, pad, mode="reflect" if r > 0 else "edge")
+        k = kernel[radius - r : radius + r + 1]
+        k = k / k.sum()
+        acc = np.zeros_like(out)
+        for i, w in enumerate(k):
+            acc += w * np.take(padded, np.arange(i, i + n), axis=axis)
+        out = acc
+    return out
+
+
+def _order(m: np.ndarray, seed: int) -> np.ndarray:
+    """Pixel indices by decreasing map value, ties in a fixed random order."""
+    flat = m.reshape(-1)
+    tiebreak = np.random.default_rng(seed).permutation(flat.size)
+    return np.lexsort((tiebreak, -flat))
+
+
+def _curve(
+    h: Any,
+    img: Any,
+    heatmap: np.ndarray,
+    target: Any,
+    steps: int,
+    batch_size: int,
+    insertion: bool,
+    blur_sigma: float | None,
+    seed: int,
+) -> Iterator[tuple[int, int]]:
+    import tensorflow as tf
+
+    from engine.attribution.cam import logits_fn, probabilities_from_logits, target_index
+    from engine.images import fit_image, load_image
+    from engine.scaling import to_model_range
+
+    photo = (
+        load_image(img)
+        if not (isinstance(img, np.ndarray) and img.dtype == np.float32 and img.ndim == 3)
+        else img
+    )
+    m = _map2d(heatmap)
+    if m.shape != photo.shape[:2]:
+        raise EngineError(f"map of shape {m.shape} does not match the image's {photo.shape[:2]}")
+    steps = int(steps)
+    if steps < 1:
+        raise EngineError("steps must be at least 1")
+    order = _order(m, seed)
+    n_pix = order.size
+    counts = np.round(np.linspace(0, n_pix, steps + 1)).astype(int)
+    if insertion:
+        sigma = blur_sigma if blur_sigma is not None else max(photo.shape[:2]) / 32.0
+        start, end = blur(photo, sigma), photo
+    else:
+        start, end = photo, np.zeros_like(photo)
+    flat_start = start.reshape(n_pix, -1)
+    flat_end = end.reshape(n_pix, -1)
+    fn = logits_fn(h)
+    index = target_index(h, target)
+    probs_all: list[np.ndarray] = []
+    batch_size = max(1, int(batch_size))
+    yield 0, steps + 1
+    for lo in range(0, steps + 1, batch_size):
+        batch = []
+        for k in counts[lo : lo + batch_size]:
+            cur = flat_start.copy()
+            cur[order[:k]] = flat_end[order[:k]]
+            batch.append(to_model_range(fit_image(cur.reshape(photo.shape), h.input_shape), h.scaling))
+        logits = np.asarray(fn(tf.constant(np.stack(batch).astype(np.float32))))
+        probs_all.append(probabilities_from_logits(h, logits))
+        yield min(lo + batch_size, steps + 1), steps + 1
+    probs = np.concatenate(probs_all)
+    if index < 0:  # top-1 of the unmodified image
+        ref = probs[-1] if insertion else probs[0]
+        index = int(np.argmax(ref))
+    scores = probs[:, index].astype(np.float64)
+    fractions = counts / n_pix
+    auc = float(np.sum((scores[1:] + scores[:-1]) * np.diff(fractions)) / 2.0)
+    return CurveScore(auc, fractions.astype(np.float32), scores.astype(np.float32))
+
+
+def deletion_curve(
+    h: Any,
+    img: Any,
+    heatmap: np.ndarray,
+    target: Any = None,
+    *,
+    steps: int = 32,
+    batch_size: int = 33,
+    seed: int = 0,
+) -> Iterator[tuple[int, int]]:
+    """deletion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs)."""
+    return _curve(h, img, heatmap, target, steps, batch_size, False, None, seed)
+
+
+def insertion_curve(
+    h: Any,
+    img: Any,
+    heatmap: np.ndarray,
+    target: Any = None,
+    *,
+    steps: int = 32,
+    batch_size: int = 33,
+    blur_sigma: float | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[int, int]]:
+    """insertion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs)."""
+    return _curve(h, img, heatmap, target, steps, batch_size, True, blur_sigma, seed)
+
+
+def deletion_auc(
+    h: Any,
+    img: Any,
+    heatmap: np.ndarray,
+    target: Any = None,
+    *,
+    steps: int = 32,
+    batch_size: int = 33,
+    seed: int = 0,
+) -> CurveScore:
+    """Deletion score: pixels removed (set to black) in map order; area under the target's probability. Lower is better.
+
+    heatmap lies on img's own grid (as CamResult.heatmap and saliency maps do); target
+    None means the model's top-1 on the unmodified image.
+    """
+    from engine.attribution.cam import drain
+
+    return drain(deletion_curve(h, img, heatmap, target, steps=steps, batch_size=batch_size, seed=seed))
+
+
+def insertion_auc(
+    h: Any,
+    img: Any,
+    heatmap: np.ndarray,
+    target: Any = None,
+    *,
+    steps: int = 32,
+    batch_size: int = 33,
+    blur_sigma: float | None = None,
+    seed: int = 0,
+) -> CurveScore:
+    """Insertion score: pixels restored in map order into a blurred copy (sigma max(H, W)/32 px). Higher is better."""
+    from engine.attribution.cam import drain
+
+    gen = insertion_curve(
+        h, img, heatmap, target, steps=steps, batch_size=batch_size, blur_sigma=blur_sigma, seed=seed
+    )
+    return drain(gen)

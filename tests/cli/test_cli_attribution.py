@@ -1,0 +1,255 @@
+"""`python main.py export cam|saliency`: real files in, a PNG and its JSON sidecar out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.export import sidecar_path
+
+ROOT = Path(__file__).resolve().parents[2]
+layers = keras.layers
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny 3-class convnet saved as .keras with class names beside it, and a 40x30 PNG."""
+    root = tmp_path_factory.mktemp("attr")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((24, 24, 3))
+    x = layers.Conv2D(6, 3, activation="relu", name="conv1")(inp)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(3, activation="softmax", name="out")(x)
+    model_path = root / "tiny.keras"
+    keras.Model(inp, out, name="tiny").save(model_path)
+    (root / "tiny.classes.txt").write_text("cat\ndog\nowl\n")
+    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    image_path = root / "photo.png"
+    Image.fromarray(img).save(image_path)
+    return {"model": model_path, "image": image_path, "root": root}
+
+
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run main() in this process (fast); CONVSCOPE_DEBUG keeps stderr where capsys sees it."""
+    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cam.png"
+    code, stdout, err = _run(
+        [
+            "export",
+            "cam",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            "--target",
+            "dog",
+            "--method",
+            "gradcam++",
+            "--mapping",
+            "gaussian",
+            "--style",
+            "signed",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    img = np.asarray(Image.open(out))
+    assert img.shape == (30, 40, 3)  # on the photo's own grid
+    sidecar = json.loads(sidecar_path(out).read_text())
+    assert "export cam" in sidecar["command"]
+    sidecar = sidecar["settings"]
+    assert (
+        sidecar["method"] == "gradcam++" and sidecar["mapping"] == "gaussian" and sidecar["layer"] == "conv2"
+    )
+    assert sidecar["targets"][0]["index"] == 1 and sidecar["targets"][0]["name"] == "dog"
+    assert "target: dog (1)" in stdout and "field 5x5 px  stride 2x2" in stdout
+
+
+def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "two.png"
+    code, stdout, err = _run(
+        [
+            "export",
+            "cam",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            "--target",
+            "0",
+            "--compare",
+            "owl",
+            "--coarse",
+            "--scores",
+            "--cmap",
+            "magma",
+            "--alpha",
+            "0.7",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    img = np.asarray(Image.open(out))
+    assert img.shape[1] > 2 * 40  # two overlays (plus the coarse maps)
+    sidecar = json.loads(sidecar_path(out).read_text())["settings"]
+    assert [t["index"] for t in sidecar["targets"]] == [0, 2]
+    assert len(sidecar["scores"]) == 2 and 0 <= sidecar["scores"][0]["deletion_auc"] <= 1
+    assert "deletion AUC" in stdout
+
+
+def test_export_saliency(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sal.png"
+    code, stdout, err = _run(
+        [
+            "export",
+            "saliency",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            "--method",
+            "smoothgrad",
+            "--samples",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert np.asarray(Image.open(out)).shape == (30, 40, 3)
+    sidecar = json.loads(sidecar_path(out).read_text())["settings"]
+    assert sidecar["method"] == "smoothgrad" and sidecar["style"] == "relu" and sidecar["samples"] == 4
+    out2 = tmp_path / "layer.png"
+    code, _, err = _run(
+        [
+            "export",
+            "saliency",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            "--layer",
+            "conv2",
+            "--target",
+            "3",
+            "--method",
+            "integrated",
+            "--steps",
+            "4",
+            "--out",
+            str(out2),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(sidecar_path(out2).read_text())["settings"]["style"] == "signed"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "9"], "out of range"),
+        (["--target", "positive"], "single sigmoid"),
+        (["--layer", "out"], "no spatial extent"),
+        (["--layer", "nope"], "no layer"),
+        (["--method", "magic"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line(files, tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+    code, _, err = _run(
+        [
+            "export",
+            "cam",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            *extra,
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+        capsys,
+    )
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+
+
+def test_refuses_to_overwrite(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "once.png"
+    argv = [
+        "export",
+        "cam",
+        "--model",
+        str(files["model"]),
+        "--image",
+        str(files["image"]),
+        "--out",
+        str(out),
+    ]
+    assert _run(argv, capsys)[0] == 0
+    code, _, err = _run(argv, capsys)
+    assert code != 0 and "Traceback" not in err
+    assert _run([*argv, "--overwrite"], capsys)[0] == 0
+
+
+def test_main_py_subprocess(files, tmp_path: Path) -> None:
+    """The real entry point: the options are listed, and bad input is one line on stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "CONVSCOPE_DEBUG"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "export", "saliency", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0
+    for flag in ("--method", "--layer", "--samples", "--steps", "--style"):
+        assert flag in proc.stdout
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "export",
+            "cam",
+            "--model",
+            str(files["model"]),
+            "--image",
+            str(files["image"]),
+            "--mapping",
+            "nearest",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1 and "invalid choice" in proc.stderr
