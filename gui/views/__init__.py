@@ -6,12 +6,21 @@ jobs, `refresh()` for when the model, layer or image change, and `export_image()
 
 from __future__ import annotations
 
-from gui.views.base import View
 from gui.views.attribution import AttributionView
+from gui.views.base import View
 from gui.views.dataset import DatasetView
+from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapsView
 from gui.views.filters import FiltersView
+from gui.views.maximize import MaximizeView
 
-VIEWS: list[type[View]] = [FeatureMapsView, FiltersView, AttributionView, DatasetView]
+VIEWS: list[type[View]] = [
+    FeatureMapsView,
+    FiltersView,
+    MaximizeView,
+    DreamView,
+    AttributionView,
+    DatasetView,
+]
 
 __all__ = ["VIEWS", "View"]

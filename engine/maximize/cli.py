@@ -1,0 +1,255 @@
+"""`python main.py export maximize|dream`: the GUI's runs as figures, animations or arrays.
+
+    python main.py export maximize --model builtin:shapes --objective conv3:0..15 --steps 200 --out grid.png
+    python main.py export maximize --model builtin:shapes --objective class:star --out star.gif
+    python main.py export dream --model builtin:digits --image photo.jpg --layers Conv2D_2 --out dream.png
+
+The output kind follows the suffix: .png/.tif (the result; a batch as one grid), .gif (the
+whole run, one grid per frame) or .npy (the float32 (B, H, W, C) result in [0, 1]). Each
+file gets a FILE.json sidecar with every setting and the command that reproduces it;
+writes are atomic and an existing file is only replaced with --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.cli import CliError, _load, _model_args, _out_args, export_kind
+from engine.maximize.figures import grid
+
+_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".npy")
+
+
+def _suffix(args: argparse.Namespace) -> str:
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise CliError(f"--out {args.out}: use one of {', '.join(_SUFFIXES)}")
+    return suffix
+
+
+def _precheck(args: argparse.Namespace) -> str:
+    """Cheap checks before the model loads: the suffix, and an existing output without --overwrite."""
+    from engine.export import ExportExists, sidecar_path
+
+    suffix = _suffix(args)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CliError(f"--out {args.out}: folder {out.parent} does not exist")
+    if not args.overwrite:
+        for target in (out, sidecar_path(out)):
+            if target.exists():
+                raise ExportExists(target)
+    return suffix
+
+
+def _produce(
+    args: argparse.Namespace, run: Any, settings: dict[str, Any], report: list[str]
+) -> dict[str, Any]:
+    """Drive a Step generator and package the result for engine.cli's writer."""
+    from engine.export import write_gif, write_npy
+    from engine.maximize.jobs import FrameRecorder
+
+    suffix = _suffix(args)
+    recorder = FrameRecorder() if suffix == ".gif" else None
+    last = None
+    for step in run:
+        last = step
+        if recorder is not None:
+            recorder.add(step.step, step.images, force=step.step in (0, step.total))
+    assert last is not None
+    images = last.images
+    zoom = max(1, int(args.zoom))
+    if suffix == ".gif":
+        assert recorder is not None
+        frames = [grid(f, args.cols, zoom=zoom) for _, f in recorder.frames]
+        settings = {**settings, "frames": len(frames)}
+        return {
+            "writer": lambda path, s, ow: list(write_gif(path, frames, s, overwrite=ow)),
+            "settings": settings,
+            "report": report,
+        }
+    if suffix == ".npy":
+        settings = {**settings, "shape": list(images.shape)}
+        return {
+            "writer": lambda path, s, ow: list(write_npy(path, images, s, overwrite=ow)),
+            "settings": settings,
+            "report": report,
+        }
+    return {"image": grid(images, args.cols, zoom=zoom), "settings": settings, "report": report}
+
+
+# ----- export maximize -------------------------------------------------------------------------------
+def _maximize_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument(
+        "--objective",
+        required=True,
+        nargs="+",
+        help="e.g. conv3:5, conv3:5@10,12, conv3, class:3, dense1:7, conv3:0..15, '0.5*conv3:5 - class:2'",
+    )
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument(
+        "--size", type=int, default=None, help="square canvas size (default: the model's input size)"
+    )
+    p.add_argument(
+        "--init", default="noise", help="grey | noise | normal | structured | photo (needs --image)"
+    )
+    p.add_argument("--image", default=None, help="photo for --init photo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--transforms",
+        nargs="*",
+        default=["jitter", "rotate", "scale"],
+        help="jitter[:px] rotate[:deg] scale[:fraction] pad[:px]; none: give the flag alone",
+    )
+    p.add_argument(
+        "--regularizers",
+        nargs="*",
+        default=[],
+        help="tv[:w] lp[:p[:w]] decay[:theta] blur[:sigma[:every]] clip_value[:pct] clip_contribution[:pct]",
+    )
+    p.add_argument("--optimizer", default="normalized", help="normalized | adam")
+    p.add_argument("--lr", type=float, default=1.0, help="relative step size (1 = recommended)")
+    p.add_argument("--schedule", default="constant", help="constant | linear | cosine | exp | warmup")
+    p.add_argument("--param", default="pixel", help="pixel | fourier")
+    p.add_argument(
+        "--squash", default=None, help="clip | sigmoid (default: clip for pixel, sigmoid for fourier)"
+    )
+    p.add_argument("--pre-activation", action="store_true", help="read layers before their fused ReLU")
+    p.add_argument(
+        "--crop",
+        action="store_true",
+        help="neurons: crop the result to the pixels that changed (its receptive field)",
+    )
+    p.add_argument("--cols", type=int, default=None, help="images per row for a batch")
+    p.add_argument("--zoom", type=int, default=1, help="enlarge each image N times (nearest) in PNG/GIF")
+    _out_args(p)
+
+
+@export_kind("maximize", _maximize_options)
+def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.maximize.run import maximize
+
+    _precheck(args)
+    from engine.maximize import optimizers
+    from engine.maximize.params import PARAMS
+    from engine.maximize.regularizers import parse_regularizers
+    from engine.maximize.transforms import parse_transforms
+
+    optimizers.check(args.optimizer, args.schedule, args.lr)
+    parse_transforms(args.transforms, (64, 64))
+    parse_regularizers(args.regularizers)
+    if args.param.lower() not in (*PARAMS, "fft", "decorrelated"):
+        raise CliError(f"--param {args.param}: choose from {', '.join(PARAMS)}")
+    image = None
+    if args.image:
+        from engine.images import load_image
+
+        image = load_image(args.image)
+    h = _load(args)
+    objective = args.objective[0] if len(args.objective) == 1 else list(args.objective)
+    run = maximize(
+        h,
+        objective,
+        steps=args.steps,
+        size=args.size,
+        init=args.init,
+        image=image,
+        seed=args.seed,
+        transforms=args.transforms,
+        regularizers=args.regularizers,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        schedule=args.schedule,
+        pre_activation=args.pre_activation,
+        param=args.param,
+        squash=args.squash,
+        every=1 if _suffix(args) == ".gif" else 10,
+    )
+    steps = list(run)
+    last = steps[-1]
+    info = dict(last.info)
+    settings = {"view": "maximize", "model": h.spec, "scaling": h.scaling, **info.get("settings", {})}
+    if args.image:
+        settings["image"] = args.image
+    settings["final_objective"] = list(info.get("objective", ()))
+    report = []
+    for text, a, b in zip(
+        info.get("objectives", ()), info.get("start_objective", ()), info.get("objective", ())
+    ):
+        report.append(f"{text}: {a:.4g} -> {b:.4g} over {last.total} steps")
+    if "predictions" in info:
+        settings["predictions"] = info["predictions"]
+        report += list(info.get("report", ()))
+    if args.crop:
+        from engine.maximize.run import union_box
+
+        box = union_box(info.get("changed_boxes") or [])
+        if box is None:
+            raise CliError("--crop needs a neuron objective (conv3:5@10,12) whose pixels changed")
+        top, left, bottom, right = box
+        steps = [replace(s, images=np.ascontiguousarray(s.images[:, top:bottom, left:right])) for s in steps]
+        settings["crop"] = list(box)
+        report.append(f"cropped to rows {top}..{bottom - 1}, cols {left}..{right - 1}")
+    return _produce(args, iter(steps), settings, report)
+
+
+# ----- export dream ------------------------------------------------------------------------------------
+def _dream_options(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--image", required=True, help="the photo to dream on (path or builtin:NAME)")
+    p.add_argument(
+        "--layers",
+        required=True,
+        nargs="+",
+        help="layers (mean square), weighted terms like 0.5*conv3, or one channel conv3:5",
+    )
+    p.add_argument("--octaves", type=int, default=4)
+    p.add_argument("--octave-scale", type=float, default=1.4)
+    p.add_argument("--steps", type=int, default=20, help="steps per octave")
+    p.add_argument("--lr", type=float, default=0.01, help="mean change of a pixel per step (display units)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="resize the photo to this longest side first")
+    p.add_argument("--cols", type=int, default=None)
+    p.add_argument("--zoom", type=int, default=1)
+    _out_args(p)
+
+
+@export_kind("dream", _dream_options)
+def _export_dream(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.images import load_image
+    from engine.maximize.deepdream import dream
+
+    suffix = _precheck(args)
+    photo = load_image(args.image)
+    h = _load(args)
+    layers = " + ".join(args.layers)
+    run = dream(
+        h,
+        photo,
+        layers,
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        size=args.size,
+        every=1 if suffix == ".gif" else 5,
+    )
+    steps = list(run)
+    info = dict(steps[-1].info)
+    settings = {
+        "view": "dream",
+        "model": h.spec,
+        "scaling": h.scaling,
+        "image": args.image,
+        **info.get("settings", {}),
+    }
+    curve = info.get("curve", ())
+    report = [f"{layers}: {curve[0]:.4g} -> {curve[-1]:.4g} over {len(curve)} steps"] if curve else []
+    return _produce(args, iter(steps), settings, report)

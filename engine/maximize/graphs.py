@@ -1,0 +1,178 @@
+"""Keras models that map an input batch to the layer outputs an objective reads.
+
+At the model's own input size this is ModelHandle.submodel. At another size (a fully
+convolutional layer seen on a bigger canvas) the model's graph is re-run on a new input of
+that size as far as it goes: layers that cannot take the new size (Flatten -> Dense) are
+skipped, and asking for one of them raises a clear EngineError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.scaling import to_model_range
+
+
+def input_affine(scaling: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, b) with to_model_range(x, scaling) == x @ M + b for display images x (..., C)."""
+    b = to_model_range(np.zeros((channels,), np.float32), scaling)
+    eye = np.eye(channels, dtype=np.float32)
+    m = to_model_range(eye, scaling) - b
+    return m.astype(np.float32), b.astype(np.float32)
+
+
+def _has_activation(op: Any) -> bool:
+    from engine.graph import activation_name
+
+    return getattr(op, "activation", None) is not None and activation_name(op) not in ("linear", "other")
+
+
+def pre_activation(h: Any, path: str) -> Any:
+    """The KerasTensor of `path` before its fused activation (Conv2D/Dense(activation=...)), else its output."""
+    from engine.graph import PreActivation
+
+    tensor = h.symbolic(path)
+    hist = tensor._keras_history
+    op = hist.operation
+    if not _has_activation(op):
+        return tensor
+    node = op._inbound_nodes[hist.node_index]
+    return PreActivation(op)(node.input_tensors[0])
+
+
+def _trace_partial(
+    model: Any, x: Any, taps: dict[str, Any], prefix: str = "", pre: frozenset[str] = frozenset()
+) -> Any:
+    """engine.graph.trace that skips nodes failing on the new input size (returns None past them).
+
+    For paths in `pre`, taps holds the output before the layer's fused activation.
+    """
+    import keras
+    from keras import tree
+
+    from engine.graph import is_container
+
+    def call(op: Any, args: tuple, kwargs: dict) -> Any:
+        path = prefix + op.name
+        if is_container(op):
+            out = _trace_partial(op, args[0], taps, path + "/", pre)
+        else:
+            kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+            try:
+                out = op(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - a layer that cannot take this size ends the trace here
+                return None
+        if out is not None:
+            if path in pre and _has_activation(op):
+                from engine.graph import PreActivation
+
+                taps[path] = PreActivation(op)(args[0])
+            else:
+                taps[path] = out
+        return out
+
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            x = call(layer, (x,), {})
+            if x is None:
+                return None
+        return x
+    if is_container(model):
+        tensors: dict[int, Any] = {}
+        for ref, value in zip(model.inputs, tree.flatten(x)):
+            tensors[id(ref)] = value
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if not node.operation or node.is_input:
+                    continue
+                if any(id(t) not in tensors for t in node.input_tensors):
+                    continue
+                args, kwargs = node.arguments.fill_in(tensors)
+                out = call(node.operation, args, kwargs)
+                if out is None:
+                    continue
+                for ref, value in zip(node.outputs, tree.flatten(out)):
+                    tensors[id(ref)] = value
+        outs = [tensors.get(id(o)) for o in model.outputs]
+        return outs[0] if len(outs) == 1 else outs
+    try:
+        return model(x)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+_SIZED: dict[tuple, tuple[Any, Any]] = {}  # key -> (weakref to the handle, model)
+
+
+def _cached(key: tuple, h: Any) -> Any:
+    """A cached tap model for handle h (None if absent or built for another handle with the same id)."""
+    entry = _SIZED.get(key)
+    if entry is None or entry[0]() is not h:
+        return None
+    return entry[1]
+
+
+def tap_model(h: Any, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool = False) -> Any:
+    """keras.Model from an input of `size` to the outputs of `paths` (and the logits last when asked).
+
+    pre: tap each layer before its fused activation (a dead ReLU unit still has a gradient there).
+    """
+    import keras
+
+    native = tuple(size) == tuple(h.input_shape[:2])
+    if native and not pre:
+        return h.submodel(paths, logits=logits)
+    if logits and not native:
+        raise EngineError(
+            f"a class objective needs the model's input size {h.input_shape[0]}x{h.input_shape[1]}; leave size unset"
+        )
+    key = (id(h), paths, tuple(size), logits, pre)
+    if native:
+        model = _cached(key, h)
+        if model is None:
+            outputs = [pre_activation(h, p) for p in paths] + ([h.logits] if logits else [])
+            model = keras.Model(h.flat_input, outputs, name="convscope_pre_taps")
+            _remember(key, h, model)
+        return model
+    model = _cached(key, h)
+    if model is None:
+        inp = keras.Input(shape=(int(size[0]), int(size[1]), h.input_shape[2]), name="convscope_sized")
+        taps: dict[str, Any] = {}
+        _trace_partial(h.model, inp, taps, pre=frozenset(paths) if pre else frozenset())
+        missing = [p for p in paths if p not in taps]
+        if missing:
+            raise EngineError(
+                f"layer {missing[0]} cannot run at {size[0]}x{size[1]} (it needs the model's input size "
+                f"{h.input_shape[0]}x{h.input_shape[1]}); leave size unset"
+            )
+        model = keras.Model(inp, [taps[p] for p in paths], name="convscope_sized_taps")
+        _remember(key, h, model)
+    return model
+
+
+def _remember(key: tuple, h: Any, model: Any) -> None:
+    import weakref
+
+    if len(_SIZED) > 4:
+        _SIZED.pop(next(iter(_SIZED)))
+    _SIZED[key] = (weakref.ref(h), model)
+
+
+def output_shapes(model: Any, paths: tuple[str, ...]) -> dict[str, tuple]:
+    """{path: shape without batch} of a tap model built by tap_model (logits, if any, excluded)."""
+    outs = model.outputs
+    return {
+        p: tuple(int(d) if d is not None else None for d in outs[i].shape[1:]) for i, p in enumerate(paths)
+    }
+
+
+def call_taps(model: Any, x: Any, paths: tuple[str, ...], logits: bool) -> tuple[dict[str, Any], Any]:
+    """Run a tap model in inference mode: ({path: output}, logits or None)."""
+    out = model(x, training=False)
+    if not isinstance(out, list | tuple):
+        out = [out]
+    outputs = {p: out[i] for i, p in enumerate(paths)}
+    return outputs, (out[len(paths)] if logits else None)

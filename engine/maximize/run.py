@@ -1,0 +1,369 @@
+"""engine.maximize: activation maximization as a generator of Steps.
+
+The run, step by step (each step is one compiled tf.function call):
+
+    x01 = param.image()                   # (B, H, W, C) display images from the variable
+    xt  = transforms(x01, seed, step)     # same random jitter/rotation/scale for the whole batch
+    obj = objective(model(to_model_range(xt)))      # (B,) one value per image
+    ascend on sum(obj - penalties)        # normalized gradient or Adam, per image
+    clip / operators (decay, blur, pixel clipping)
+
+Before each step the loop checks the CancelToken (raising engine.errors.Cancelled) and the
+optional Control (pause, step-size changes); after it, NaN or Inf raises
+OptimizationDiverged. A Step is yielded at step 0, every `every` steps (None: as often as
+~`fps` frames a second allow) and at the end; the last Step's info holds the extras: the
+objective of the start and of the result without transforms, the class prediction of the
+result for class objectives, the box of changed pixels and the receptive field for neuron
+objectives, and the analytic maximizer for first-layer units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.errors import EngineError, OptimizationDiverged
+from engine.maximize import optimizers
+from engine.maximize.common import Control, FrameTimer, Step, capped_steps, check_token
+from engine.maximize.graphs import call_taps, input_affine, output_shapes, tap_model
+from engine.maximize.objectives import Objective, layer_names, loss, parse_expression, parse_objective, plan
+from engine.maximize.params import make_param, start_image
+from engine.maximize.regularizers import operate, parse_regularizers, penalty
+from engine.maximize.transforms import build as build_transforms
+from engine.maximize.transforms import parse_transforms
+
+__all__ = ["analytic_maximizer", "changed_box", "crop", "maximize", "prediction_report", "union_box"]
+
+
+def _size(h: Any, size: Any) -> tuple[int, int]:
+    if size is None:
+        return int(h.input_shape[0]), int(h.input_shape[1])
+    if isinstance(size, int | np.integer):
+        size = (int(size), int(size))
+    try:
+        hh, ww = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise EngineError(f"size must be N or (H, W), got {size!r}") from None
+    if hh < 8 or ww < 8 or hh * ww > 4096 * 4096:
+        raise EngineError(f"size {hh}x{ww} is out of range (8 .. 4096 pixels a side)")
+    return hh, ww
+
+
+def _texts(objective: Any) -> list[str]:
+    if isinstance(objective, str):
+        return [objective]
+    if isinstance(objective, Sequence) and objective and all(isinstance(o, str) for o in objective):
+        return list(objective)
+    raise EngineError(f"objective must be a string or a list of strings, got {objective!r}")
+
+
+def maximize(
+    h: Any,
+    objective: str | Sequence[str],
+    steps: int = 200,
+    size: int | tuple[int, int] | None = None,
+    init: Any = "noise",
+    seed: int = 0,
+    transforms: Any = ("jitter", "rotate", "scale"),
+    regularizers: Any = (),
+    optimizer: str = "normalized",
+    lr: float = 1.0,
+    param: str = "pixel",
+    every: int | None = 10,
+    token: Any = None,
+    *,
+    image: Any = None,
+    schedule: str = "constant",
+    squash: str | None = None,
+    decorrelate: bool | None = None,
+    init_scales: Sequence[float] | None = None,
+    control: Control | None = None,
+    fps: float = 20.0,
+    pre_activation: bool = False,
+) -> Iterator[Step]:
+    """Gradient ascent on the input of model `h` to maximize `objective`; yields Steps.
+
+    objective: a string in the grammar of engine.maximize.objectives ("conv3:5",
+    "conv3:5@10,12", "conv3", "class:3", "dense1:7", "conv3:0..15", "0.5*conv3:5 - class:2")
+    or a list of them; every image of the batch starts from the same seeded start image
+    and sees the same transforms, so a batched run gives the same images as one-at-a-time
+    runs. lr is relative (1.0 = the recommended step, see optimizers). image: the photo for
+    init="photo". pre_activation: read conv/dense layers before their fused activation (as
+    Lucid's "pre_relu" taps), so a unit that is dead on the start image still moves.
+    Bad settings raise EngineError at the call, before any step runs.
+    """
+    import tensorflow as tf
+
+    total = capped_steps(steps)
+    opt_name, sched = optimizers.check(optimizer, schedule, lr)
+    texts = _texts(objective)
+    hh, ww = _size(h, size)
+    channels = int(h.input_shape[2])
+    uses_class = any(atom.layer == "class" for text in texts for _, atom in parse_expression(text))
+    paths = tuple(dict.fromkeys(h.resolve(n) for n in layer_names(texts)))
+    taps = tap_model(h, paths, uses_class, (hh, ww), pre=bool(pre_activation))
+    shapes = output_shapes(taps, paths)
+    obj = parse_objective(texts, h, shapes)
+    weights = plan(obj, shapes, int(getattr(h, "num_outputs", 0) or 0), bool(getattr(h, "binary", False)))
+    batch = obj.batch
+    start = start_image(init, (hh, ww, channels), seed, image=image, scales=init_scales)
+    prm = make_param(param, (batch, hh, ww, channels), start, squash=squash, decorrelate=decorrelate)
+    tspec = parse_transforms(transforms, (hh, ww))
+    transform = build_transforms(tspec)
+    regs = parse_regularizers(regularizers)
+    opt = optimizers.Optimizer(opt_name, prm.var, optimizers.BASE_STEPS[(opt_name, prm.name)])
+    mat, bias = (tf.constant(a) for a in input_affine(h.scaling, channels))
+    targets = tf.constant(np.maximum(weights.targets, 0))
+    seed32 = int(seed) % (2**31 - 1)
+
+    def forward(x01: Any) -> tuple[Any, Any]:
+        xm = tf.tensordot(x01, mat, axes=[[3], [0]]) + bias
+        outs, logits = call_taps(taps, xm, paths, uses_class)
+        return loss(weights, outs, logits, batch), logits
+
+    def target_probs(logits: Any) -> Any:
+        if logits is None:
+            return tf.zeros([batch])
+        if h.binary:
+            p1 = tf.sigmoid(logits[:, 0])
+            return tf.where(tf.equal(targets, 1), p1, 1.0 - p1)
+        probs = tf.sigmoid(logits) if h.output_activation == "sigmoid" else tf.nn.softmax(logits, axis=-1)
+        return tf.gather(probs, targets, batch_dims=1)
+
+    @tf.function(autograph=False)
+    def train_step(t: Any, lr_t: Any) -> tuple[Any, Any, Any]:
+        with tf.GradientTape() as tape:
+            x01 = prm.image()
+            value, logits = forward(transform(x01, tf.stack([seed32, t])))
+            pen = penalty(regs, x01)
+            target = tf.reduce_sum(value if pen is None else value - pen)
+        if regs.needs_image_grad:
+            grad, grad_x = tape.gradient(target, [prm.var, x01])
+        else:
+            grad, grad_x = tape.gradient(target, prm.var), None
+        ok = tf.reduce_all(tf.math.is_finite(value)) & tf.reduce_all(tf.math.is_finite(grad))
+
+        def update() -> Any:
+            opt.apply(grad, lr_t)
+            prm.project()
+            if regs.has_operators:
+                prm.assign_image(operate(regs, prm.image(), t + 1, grad_x))
+            return tf.constant(True)
+
+        tf.cond(ok, update, lambda: tf.constant(False))
+        return value, ok, target_probs(logits)
+
+    @tf.function(autograph=False)
+    def evaluate() -> tuple[Any, Any, Any]:
+        x01 = prm.image()
+        value, logits = forward(x01)
+        return value, target_probs(logits), tf.clip_by_value(x01, 0.0, 1.0)
+
+    @tf.function(autograph=False)
+    def render() -> Any:
+        return tf.clip_by_value(prm.image(), 0.0, 1.0)
+
+    def generate() -> Iterator[Step]:
+        timer = FrameTimer(every, fps)
+        value0, prob0, x0 = (np.asarray(a) for a in evaluate())
+        start_images = np.ascontiguousarray(x0, np.float32)
+        info0: dict[str, Any] = {"objectives": obj.texts}
+        if uses_class:
+            info0["probability"] = tuple(float(p) for p in prob0)
+        yield Step(0, total, float(value0.mean()), start_images, tuple(map(float, value0)), info0)
+        curve: list[float] = []
+        value = value0
+        for i in range(total):
+            check_token(token)
+            if control is not None:
+                control.wait(token)
+            scale = control.lr_scale if control is not None else 1.0
+            lr_t = float(lr) * scale * optimizers.schedule_factor(sched, i, total)
+            value_t, ok, prob = train_step(tf.constant(i, tf.int32), tf.constant(lr_t, tf.float32))
+            value = value_t.numpy()
+            if not bool(ok):
+                raise OptimizationDiverged(
+                    f"optimization diverged at step {i + 1}: the objective or its gradient became NaN/Inf; "
+                    "lower the step size or check the model for invalid weights"
+                )
+            curve.append(float(value.mean()))
+            step = i + 1
+            if step < total and timer.due(step, total):
+                images = np.ascontiguousarray(render().numpy(), np.float32)
+                info = {"probability": tuple(float(p) for p in prob.numpy())} if uses_class else {}
+                yield Step(step, total, curve[-1], images, tuple(map(float, value)), info)
+        final_value, final_prob, final_x = (np.asarray(a) for a in evaluate())
+        images = np.ascontiguousarray(final_x, np.float32)
+        info = _extras(h, obj, start_images, images, uses_class)
+        info.update(
+            objectives=obj.texts,
+            curve=tuple(curve),
+            start_objective=tuple(map(float, value0)),
+            objective=tuple(map(float, final_value)),
+            settings=_settings(
+                texts, total, (hh, ww), init, seed, tspec, regs, opt_name, lr, prm, sched, pre_activation
+            ),
+        )
+        if uses_class:
+            info["probability"] = tuple(float(p) for p in final_prob)
+        yield Step(
+            total, total, curve[-1] if curve else float(value0.mean()), images, tuple(map(float, value)), info
+        )
+
+    return generate()
+
+
+def _settings(
+    texts: list[str],
+    total: int,
+    size: tuple[int, int],
+    init: Any,
+    seed: int,
+    tspec: Any,
+    regs: Any,
+    opt_name: str,
+    lr: float,
+    prm: Any,
+    sched: str,
+    pre_activation: bool = False,
+) -> dict[str, Any]:
+    return {
+        "objective": texts[0] if len(texts) == 1 else texts,
+        "steps": total,
+        "size": list(size),
+        "init": init if isinstance(init, str) else "photo",
+        "seed": int(seed),
+        "transforms": tspec.settings(),
+        "regularizers": regs.settings(),
+        "optimizer": opt_name,
+        "lr": float(lr),
+        "schedule": sched,
+        "param": prm.name,
+        "squash": getattr(prm, "squash", None),
+        "pre_activation": bool(pre_activation),
+    }
+
+
+# ----- extras --------------------------------------------------------------------------------------
+def changed_box(before: np.ndarray, after: np.ndarray, tol: float = 1e-4) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of the pixels that differ by more than tol between two (H, W, C) images."""
+    diff = np.abs(np.asarray(after, np.float32) - np.asarray(before, np.float32))
+    mask = diff.max(axis=-1) > tol if diff.ndim == 3 else diff > tol
+    if not mask.any():
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """image[top:bottom, left:right] for a (top, left, bottom, right) box, as a contiguous copy."""
+    top, left, bottom, right = box
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+def union_box(boxes: Sequence[tuple[int, int, int, int] | None]) -> tuple[int, int, int, int] | None:
+    """The smallest box holding every given box (None entries are skipped)."""
+    real = [b for b in boxes if b is not None]
+    if not real:
+        return None
+    return min(b[0] for b in real), min(b[1] for b in real), max(b[2] for b in real), max(b[3] for b in real)
+
+
+def prediction_report(h: Any, images: np.ndarray, obj: Objective | None = None) -> list[dict[str, Any]]:
+    """The model's prediction on each display image (B, H, W, C): class, probability and the target's."""
+    from engine.activations import probabilities, run_model
+    from engine.scaling import to_model_range
+
+    x = to_model_range(np.asarray(images, np.float32), h.scaling)
+    out, logits = run_model(h.probability_model, x)
+    names = h.class_names or [str(i) for i in range(h.num_classes)]
+    report = []
+    for b in range(x.shape[0]):
+        p = probabilities(h, out[b], logits[b])
+        top = int(np.argmax(p))
+        entry: dict[str, Any] = {"index": top, "class": names[top], "probability": float(p[top])}
+        target = obj.target_class(b) if obj is not None else None
+        if target is not None:
+            entry.update(target=int(target), target_class=names[target], target_probability=float(p[target]))
+        entry["text"] = f"the network calls this {100 * p[top]:.1f}% {names[top]!r}" + (
+            f" (target {names[target]!r}: {100 * p[target]:.1f}%)"
+            if target is not None and target != top
+            else ""
+        )
+        report.append(entry)
+    return report
+
+
+def _first_layer_conv(h: Any, path: str) -> Any:
+    """The Conv2D at `path` when it reads the model input directly, else None."""
+    import keras
+
+    tensor = h.symbolic(path)
+    hist = getattr(tensor, "_keras_history", None)
+    op = getattr(hist, "operation", None)
+    if op is None or type(op) is not keras.layers.Conv2D:
+        return None
+    node = op._inbound_nodes[hist.node_index]
+    inputs = list(node.input_tensors)
+    return op if len(inputs) == 1 and inputs[0] is h.flat_input else None
+
+
+def analytic_maximizer(h: Any, layer: str, channel: int) -> np.ndarray:
+    """The input patch that maximizes a first-layer conv unit: the sign of its weights within the valid range.
+
+    A first-layer unit is linear in its input patch, so its maximum over inputs in [0, 1]
+    puts every pixel at 1 where the (display-space) weight is positive and 0 where it is
+    negative (grey 0.5 at zero weight and at the holes of a dilated kernel). Returns float32
+    (kh_eff, kw_eff, C) in display range; EngineError if `layer` is not a first-layer Conv2D.
+    """
+    path = h.resolve(layer)
+    op = _first_layer_conv(h, path)
+    if op is None:
+        raise EngineError(f"layer {path} is not a convolution on the model input; no analytic maximizer")
+    kernel = np.asarray(op.kernel.numpy() if hasattr(op.kernel, "numpy") else op.kernel, np.float32)
+    if not 0 <= channel < kernel.shape[-1]:
+        raise EngineError(f"channel {channel} out of range; {path} has {kernel.shape[-1]} channels")
+    w = kernel[..., channel]  # (kh, kw, Cin) over model-range channels
+    mat, _ = input_affine(h.scaling, w.shape[-1])
+    w_display = np.einsum("hwc,dc->hwd", w, mat)  # d(objective)/d(display pixel)
+    patch = np.where(w_display > 0, 1.0, np.where(w_display < 0, 0.0, 0.5)).astype(np.float32)
+    dy, dx = (
+        int(d) for d in (op.dilation_rate if isinstance(op.dilation_rate, tuple) else (op.dilation_rate,) * 2)
+    )
+    if dy == 1 and dx == 1:
+        return patch
+    kh, kw, c = patch.shape
+    out = np.full(((kh - 1) * dy + 1, (kw - 1) * dx + 1, c), 0.5, np.float32)
+    out[::dy, ::dx] = patch
+    return out
+
+
+def _extras(
+    h: Any, obj: Objective, start: np.ndarray, images: np.ndarray, uses_class: bool
+) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if uses_class and tuple(images.shape[1:3]) == tuple(h.input_shape[:2]):
+        report = prediction_report(h, images, obj)
+        info["predictions"] = report
+        info["report"] = [r["text"] for r in report]
+    neuron = obj.neuron()
+    if neuron is not None:
+        boxes = [changed_box(start[b], images[b]) for b in range(images.shape[0])]
+        info["changed_boxes"] = boxes
+        info["crops"] = [images[b] if box is None else crop(images[b], box) for b, box in enumerate(boxes)]
+        try:
+            from engine.receptive_field import receptive_field
+
+            rf = receptive_field(h, neuron.layer)
+            info["receptive_fields"] = [
+                rf.box_clipped(t[0].pos[0], t[0].pos[1], images.shape[1:3]) for t in obj.terms
+            ]
+        except (EngineError, ImportError):
+            pass
+    singles = [terms[0] for terms in obj.terms if len(terms) == 1 and terms[0].kind in ("channel", "neuron")]
+    if len(singles) == obj.batch and len({t.layer for t in singles}) == 1:
+        if _first_layer_conv(h, singles[0].layer) is not None:
+            info["analytic"] = np.stack([analytic_maximizer(h, t.layer, t.index) for t in singles])
+    return info

@@ -1,0 +1,309 @@
+"""DeepDream on the current image, live: octaves, steps, step size, and which layers dream.
+
+The layers field takes the engine's objective grammar (engine.maximize.objectives): one or
+more layers joined with "+" ("conv2 + 0.5*conv3", each the mean square of its output), or
+one channel ("conv3:5", the single-map mode). "Use selected layer" fills it from the layer
+tree (with the channel when one is set). The run is one "dream" job: Frames show the photo
+as it dreams (at its own size, octave by octave), the curve the objective. Pause/resume and
+the step size act on the running job; Stop cancels it within one step. The window's Export
+writes the dreamed image; Export GIF the whole run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import EngineError
+from engine.jobs import Failed, Finished, Frame, Progress
+from engine.maximize.common import Control
+from engine.maximize.figures import grid
+from gui import settings as cfg
+from gui.views.base import View
+from gui.views.maximize import FRAME_INTERVAL_MS, CurvePlot, GifMixin, RunPanel, _double, _spin
+from gui.widgets.image_pane import ImagePane
+
+
+class DreamView(GifMixin, View):
+    """DeepDream of the current image with the chosen layers, streamed live."""
+
+    title = "DeepDream"
+    owner = "dream"
+
+    def __init__(self, state, client, parent: QWidget | None = None) -> None:
+        super().__init__(state, client, parent)
+        self.result: dict[str, Any] | None = None
+        self.image: np.ndarray | None = None  # (1, H, W, C) shown now
+        self.control: Control | None = None
+        self.run_lr = 0.01
+        self.run_settings: dict[str, Any] = {}
+        self.frames_seen = 0
+        self._build()
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
+        self._frame_timer.timeout.connect(self._show_image)
+
+    def _build(self) -> None:
+        form = QWidget()
+        fl = QVBoxLayout(form)
+        fl.setContentsMargins(4, 4, 4, 4)
+        what = QGroupBox("Dream with")
+        wf = QFormLayout(what)
+        self.layers_edit = QLineEdit()
+        self.layers_edit.setPlaceholderText("e.g. conv2 + 0.5*conv3, or conv3:5 for one map")
+        self.follow = QCheckBox("Follow the selected layer")
+        self.follow.setChecked(True)
+        self.channel_spin = _spin(-1, -1, 0)
+        self.channel_spin.setSpecialValueText("whole layer")
+        self.channel_spin.setToolTip("One channel of the selected layer dreams alone (single-map mode)")
+        self.use_button = QPushButton("Use selected layer")
+        wf.addRow("Layers", self.layers_edit)
+        wf.addRow(self.follow)
+        wf.addRow("Channel", self.channel_spin)
+        wf.addRow(self.use_button)
+        how = QGroupBox("Octaves and steps")
+        hf = QFormLayout(how)
+        self.octaves_spin = _spin(4, 1, 12)
+        self.scale_spin = _double(1.4, 1.0, 4.0, 2)
+        self.steps_spin = _spin(20, 1, 10_000)
+        self.seed_spin = _spin(0, 0, 2**31 - 1)
+        self.size_spin = _spin(384, 0, 4096)
+        self.size_spin.setSpecialValueText("photo size")
+        self.size_spin.setToolTip("Shrink a larger photo to this longest side first (0: keep its size)")
+        hf.addRow("Octaves", self.octaves_spin)
+        hf.addRow("Octave scale", self.scale_spin)
+        hf.addRow("Steps per octave", self.steps_spin)
+        hf.addRow("Longest side at most", self.size_spin)
+        hf.addRow("Seed", self.seed_spin)
+        self.panel = RunPanel(0.01, (0.0005, 1.0), 4)
+        for box in (what, how):
+            fl.addWidget(box)
+        fl.addWidget(self.panel)
+        fl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(260)
+        self.pane = ImagePane()
+        self.pane.setToolTip("The dreamed image")
+        self.curve = CurvePlot()
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.pane, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.curve, 1)
+        rl.addLayout(row)
+        rl.addWidget(self.note)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.use_button.clicked.connect(self.use_selected_layer)
+        self.channel_spin.valueChanged.connect(
+            lambda _v: self.follow.isChecked() and self.use_selected_layer()
+        )
+        self.panel.run_clicked.connect(self.start)
+        self.panel.stop_clicked.connect(self.stop)
+        self.panel.pause_button.toggled.connect(self._pause_toggled)
+        self.panel.lr.valueChanged.connect(self._lr_changed)
+        self.panel.gif_clicked.connect(self.export_gif_dialog)
+        self.pane.clear_image("select an image and press Run")
+
+    # ----- form ----------------------------------------------------------------------------------------
+    def use_selected_layer(self) -> None:
+        info = self.state.layer_info()
+        if info is None or info.kind == "model":
+            return
+        shape = tuple(info.output_shape)
+        channels = int(shape[-1] or 0) if shape else 0
+        self.channel_spin.blockSignals(True)
+        self.channel_spin.setMaximum(max(-1, channels - 1))
+        self.channel_spin.blockSignals(False)
+        channel = self.channel_spin.value()
+        self.layers_edit.setText(info.path if channel < 0 else f"{info.path}:{channel}")
+
+    def layers(self) -> str:
+        text = self.layers_edit.text().strip()
+        if not text:
+            raise EngineError("name the layers to dream with (select a layer in the tree)")
+        return text
+
+    def params(self) -> dict[str, Any]:
+        """The "dream" job's params for the current form (EngineError when it cannot run)."""
+        if self.state.image is None:
+            raise EngineError("no image to dream on: open one or pick a sample")
+        params: dict[str, Any] = {
+            "image": self.state.image,
+            "layers": self.layers(),
+            "octaves": int(self.octaves_spin.value()),
+            "octave_scale": float(self.scale_spin.value()),
+            "steps": int(self.steps_spin.value()),
+            "lr": float(self.panel.lr.value()),
+            "seed": int(self.seed_spin.value()),
+            "every": None,
+            "fps": 25.0,
+        }
+        limit = int(self.size_spin.value())
+        if limit > 0 and max(self.state.image.shape[:2]) > limit:
+            params["size"] = limit  # shrink big photos; small ones dream at their own size
+        return params
+
+    # ----- refresh and runs ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        if self.follow.isChecked():
+            self.use_selected_layer()
+        if self.state.model is None:
+            self.stop()
+            self.pane.clear_image("loading engine…" if not self.client.is_ready else "no model")
+            return
+        if self.run_settings.get("model") not in (None, self.state.model.get("spec")):
+            self.stop()
+        if self.image is None and self.state.image is not None:
+            self.pane.set_image(grid(self.state.image[None]))
+            self.pane.set_message("")
+
+    def run(self) -> None:
+        self._dirty = False
+        self.start()
+
+    def start(self) -> None:
+        try:
+            params = self.params()
+        except EngineError as exc:
+            self.panel.status.setText(str(exc))
+            self.status.emit(str(exc))
+            return
+        if self.state.model is None:
+            self.panel.status.setText("no model loaded")
+            return
+        self.control = Control()
+        self.run_lr = params["lr"]
+        params["control"] = self.control
+        self.run_settings = {k: v for k, v in params.items() if k not in ("control", "image")}
+        self.run_settings["model"] = self.state.model.get("spec")
+        self.run_settings["image"] = self.state.image_spec
+        self.result = None
+        self.image = None
+        self.frames_seen = 0
+        self.curve.reset()
+        self.note.setText("")
+        self.panel.gif_button.setEnabled(False)
+        self.panel.set_running(True)
+        self.panel.status.setText(f"dreaming with {params['layers']} …")
+        self.submit("dream", params)
+
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.resume()
+        if self.jobs.get(""):
+            self.cancel()
+            self.panel.status.setText("stopped")
+        self.panel.set_running(False)
+
+    def _pause_toggled(self, paused: bool) -> None:
+        if self.control is None:
+            return
+        (self.control.pause if paused else self.control.resume)()
+        self.panel.pause_button.setText("Resume" if paused else "Pause")
+
+    def _lr_changed(self, value: float) -> None:
+        if self.control is not None and self.run_lr > 0:
+            self.control.lr_scale = float(value) / self.run_lr
+
+    # ----- events --------------------------------------------------------------------------------------------
+    def job_frame(self, tag: str, event: Frame) -> None:
+        self.image = np.asarray(event.images, np.float32)
+        self.frames_seen += 1
+        self.curve.add(event.step, event.info.get("loss"))
+        octave = event.info.get("octave")
+        if octave is not None and "shape" in event.info:
+            h, w = event.info["shape"]
+            self.note.setText(f"octave {int(octave) + 1}: dreaming at {w}×{h}")
+        if not self._frame_timer.isActive():
+            self._frame_timer.start()
+
+    def job_progress(self, tag: str, event: Progress) -> None:
+        self.curve.add(event.step, event.loss)
+        if event.total:
+            self.panel.status.setText(f"step {event.step} / {event.total}")
+
+    def job_finished(self, tag: str, event: Finished) -> None:
+        self.panel.set_running(False)
+        if event.reason != "done":
+            self.panel.status.setText("stopped")
+            return
+        self.result = dict(event.result)
+        self.image = np.asarray(self.result["images"], np.float32)
+        self._frame_timer.stop()
+        self._show_image()
+        if self.result.get("losses"):
+            self.curve.set_curve(self.result["losses"])
+        self.panel.gif_button.setEnabled(bool(self.result.get("frames")))
+        s = self.result.get("settings", {})
+        self.note.setText(
+            f"{s.get('layers', '')}: {s.get('octaves', '?')} octaves × {s.get('steps', '?')} steps at "
+            f"{'×'.join(str(v) for v in s.get('size', ()))}"
+        )
+        self.panel.status.setText("done")
+
+    def job_failed(self, tag: str, event: Failed) -> None:
+        self.panel.set_running(False)
+        self.panel.status.setText(event.message)
+
+    def _show_image(self) -> None:
+        if self.image is not None:
+            self.pane.set_image(grid(self.image))
+
+    # ----- export and settings ----------------------------------------------------------------------------------
+    def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
+        if self.image is None:
+            raise EngineError("nothing to export yet: press Run")
+        return grid(self.image), self.gif_settings()
+
+    def gif_settings(self) -> dict[str, Any]:
+        meta = {**self.base_settings(), "kind": "dream", **self.run_settings}
+        meta["image"] = self.run_settings.get("image", self.state.image_spec)
+        return meta
+
+    def save_settings(self, s: QSettings) -> None:
+        s.setValue("layers", self.layers_edit.text())
+        s.setValue("follow", self.follow.isChecked())
+        s.setValue("octaves", int(self.octaves_spin.value()))
+        s.setValue("octave_scale", float(self.scale_spin.value()))
+        s.setValue("steps", int(self.steps_spin.value()))
+        s.setValue("size", int(self.size_spin.value()))
+        s.setValue("seed", int(self.seed_spin.value()))
+        s.setValue("lr", float(self.panel.lr.value()))
+
+    def restore_settings(self, s: QSettings) -> None:
+        self.follow.setChecked(cfg.read(s, "follow", True, bool))
+        self.layers_edit.setText(cfg.read(s, "layers", "", str))
+        self.octaves_spin.setValue(cfg.read(s, "octaves", 4, int))
+        self.scale_spin.setValue(cfg.read(s, "octave_scale", 1.4, float))
+        self.steps_spin.setValue(cfg.read(s, "steps", 20, int))
+        self.size_spin.setValue(cfg.read(s, "size", 384, int))
+        self.seed_spin.setValue(cfg.read(s, "seed", 0, int))
+        self.panel.lr.setValue(cfg.read(s, "lr", 0.01, float))

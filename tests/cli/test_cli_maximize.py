@@ -1,0 +1,176 @@
+"""`python main.py export maximize|dream`, run as a real subprocess: files, sidecars, reports, one-line errors.
+
+Steps are capped by CONVSCOPE_MAX_STEPS (10, from tests/conftest.py), which the subprocess inherits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def test_export_maximize_batch_as_png_grid_then_refuse_overwrite(tiny_cnn_path, tmp_path):
+    out = tmp_path / "grid.png"
+    args = [
+        "export",
+        "maximize",
+        "--model",
+        str(tiny_cnn_path),
+        "--objective",
+        "conv2:0..3",
+        "--param",
+        "fourier",
+        "--regularizers",
+        "tv",
+        "blur:0.5:2",
+        "--zoom",
+        "2",
+        "--out",
+        str(out),
+    ]
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    img = np.asarray(Image.open(out))
+    assert img.shape == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2, 3)  # 2x2 grid of 16x16 tiles, zoom 2, 2 px margins
+    side = json.loads(Path(str(out) + ".json").read_text())["settings"]
+    assert side["view"] == "maximize" and side["objective"] == "conv2:0..3" and side["steps"] == 10
+    assert side["transforms"] == ["jitter:1", "rotate:10", "scale:0.1"] and side["param"] == "fourier"
+    assert side["regularizers"] == ["tv:0.05", "blur:0.5:2"]
+    assert "export maximize" in side["command"] and len(side["final_objective"]) == 4
+    assert "conv2:0: " in res.stdout and " -> " in res.stdout
+    before = out.read_bytes()
+    again = cli(*args)
+    assert again.returncode != 0 and "exists" in again.stderr and "--overwrite" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    assert out.read_bytes() == before
+
+
+def test_export_maximize_class_as_npy_reports_prediction_and_crops_a_neuron(tiny_cnn_path, tmp_path):
+    npy = tmp_path / "cls.npy"
+    res = cli(
+        "export", "maximize", "--model", str(tiny_cnn_path), "--objective", "class:2", "--out", str(npy)
+    )
+    assert res.returncode == 0, res.stderr
+    assert "the network calls this" in res.stdout and "%" in res.stdout
+    arr = np.load(npy)
+    assert arr.shape == (1, 16, 16, 3) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+    side = json.loads(Path(str(npy) + ".json").read_text())["settings"]
+    assert side["predictions"][0]["target"] == 2 and side["shape"] == [1, 16, 16, 3]
+    crop = tmp_path / "neuron.npy"
+    res = cli(
+        "export",
+        "maximize",
+        "--model",
+        str(tiny_cnn_path),
+        "--objective",
+        "conv1:0..3@5,5",
+        "--transforms",
+        "--pre-activation",
+        "--crop",
+        "--out",
+        str(crop),
+    )
+    assert res.returncode == 0, res.stderr
+    assert np.load(crop).shape == (4, 3, 3, 3)  # conv1 is 3x3: the changed pixels are its receptive field
+    assert json.loads(Path(str(crop) + ".json").read_text())["settings"]["crop"] == [5, 5, 8, 8]
+
+
+def test_export_maximize_gif_of_the_run(tiny_cnn_path, tmp_path):
+    gif = tmp_path / "run.gif"
+    res = cli(
+        "export",
+        "maximize",
+        "--model",
+        str(tiny_cnn_path),
+        "--objective",
+        "conv1:0",
+        "conv1:1",
+        "--transforms",
+        "--out",
+        str(gif),
+    )
+    assert res.returncode == 0, res.stderr
+    with Image.open(gif) as im:
+        assert im.n_frames == 11  # step 0 and each of the 10 steps
+        assert im.size == (2 * 16 + 3 * 2, 16 + 2 * 2)
+    assert json.loads(Path(str(gif) + ".json").read_text())["settings"]["frames"] == 11
+
+
+def test_export_dream_keeps_the_photo_size(tiny_cnn_path, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "dream.png"
+    res = cli(
+        "export",
+        "dream",
+        "--model",
+        str(tiny_cnn_path),
+        "--image",
+        str(photo),
+        "--layers",
+        "conv1",
+        "0.5*conv2",
+        "--octaves",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    assert np.asarray(Image.open(out)).shape == (40, 60, 3)
+    side = json.loads(Path(str(out) + ".json").read_text())["settings"]
+    assert side["view"] == "dream" and side["layers"] == "conv1 + 0.5*conv2" and side["octaves"] == 2
+    assert "conv1 + 0.5*conv2: " in res.stdout
+
+
+def test_bad_objective_is_one_line(tiny_cnn_path, tmp_path):
+    res = cli(
+        "export",
+        "maximize",
+        "--model",
+        str(tiny_cnn_path),
+        "--objective",
+        "nope:1",
+        "--out",
+        str(tmp_path / "x.png"),
+    )
+    assert res.returncode != 0
+    assert "no layer 'nope'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["maximize", "--objective", "conv2:0", "--optimizer", "lbfgs", "--out", "x.png"],
+            "unknown optimizer",
+        ),
+        (
+            ["maximize", "--objective", "conv2:0", "--transforms", "spin", "--out", "x.png"],
+            "unknown transform",
+        ),
+        (["maximize", "--objective", "conv2:0", "--regularizers", "tv:-1", "--out", "x.png"], "non-negative"),
+        (["maximize", "--objective", "conv2:0", "--out", "x.bmp"], ".png"),
+        (["dream", "--image", "missing.png", "--layers", "conv2", "--out", "d.png"], "not found"),
+    ],
+)
+def test_bad_options_fail_fast_with_one_line(tiny_cnn_path, tmp_path, args, message):
+    args = [a if not a.endswith((".png", ".bmp")) else str(tmp_path / a) for a in args]
+    res = cli("export", args[0], "--model", str(tiny_cnn_path), *args[1:])
+    assert res.returncode != 0
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
