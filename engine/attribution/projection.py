@@ -36,8 +36,9 @@ from engine.errors import EngineError
 
 MAPPINGS: tuple[str, ...] = ("roi", "gaussian", "center", "bilinear")
 # The default of engine.cam, the CLI and the GUI, chosen by bench/cam_quality.py (best mean rank
-# over pointing, energy, deletion and insertion, averaged over the five CAM methods).
-DEFAULT_MAPPING = "center"
+# over pointing, energy, deletion and insertion, averaged over the five CAM methods, on the shipped
+# builtin:shapes model; see bench/RESULTS.md).
+DEFAULT_MAPPING = "gaussian"
 
 
 def check_mapping(mapping: str) -> str:

@@ -397,7 +397,7 @@ def test_every_method_gives_finite_maps(shapes: ModelHandle, method: str) -> Non
     res = cam(shapes, rng_image((100, 140, 3), 17), method=method)
     assert res.layer == "pool2" and res.cam.shape == (29, 29) and res.heatmap.shape == (100, 140)
     assert np.isfinite(res.heatmap).all() and np.isfinite(res.score)
-    assert res.method == method and res.settings["mapping"] == DEFAULT_MAPPING == "center"
+    assert res.method == method and res.settings["mapping"] == DEFAULT_MAPPING == "gaussian"
 
 
 def test_grad_function_is_compiled_once(shapes: ModelHandle) -> None:

@@ -77,7 +77,7 @@ def _wait_new(qtbot, v, before) -> None:
 
 def test_gradcam_overlay_on_the_photo_and_targets(view, qtbot) -> None:
     res = view.result["result"]
-    assert res.method == "gradcam" and res.layer == "conv1" and res.mapping == "center"
+    assert res.method == "gradcam" and res.layer == "conv1" and res.mapping == "gaussian"
     assert view.overlay_image().shape == (28, 28, 3) and view.overlay_image().dtype == np.uint8
     assert view.photo_pane.image_shape == (28, 28)
     # top-1, the 5 predictions, then the other classes of this 10-class model
