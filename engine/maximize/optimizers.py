@@ -70,6 +70,13 @@ class Optimizer:
             self.v = tf.Variable(tf.zeros_like(var), trainable=False)
             self.t = tf.Variable(0.0, trainable=False)
 
+    def reset(self) -> None:
+        """Forget Adam's moments (a new run starts)."""
+        if self.name == "adam":
+            self.m.assign(self.m * 0.0)
+            self.v.assign(self.v * 0.0)
+            self.t.assign(0.0)
+
     def apply(self, grad: Any, lr: Any) -> None:
         """Ascend along grad with relative step size lr (a tf scalar)."""
         import tensorflow as tf

@@ -19,6 +19,7 @@ objectives, and the analytic maximizer for first-layer units.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,7 +35,15 @@ from engine.maximize.regularizers import operate, parse_regularizers, penalty
 from engine.maximize.transforms import build as build_transforms
 from engine.maximize.transforms import parse_transforms
 
-__all__ = ["analytic_maximizer", "changed_box", "crop", "maximize", "prediction_report", "union_box"]
+__all__ = [
+    "analytic_maximizer",
+    "changed_box",
+    "clear_cache",
+    "crop",
+    "maximize",
+    "prediction_report",
+    "union_box",
+]
 
 
 def _size(h: Any, size: Any) -> tuple[int, int]:
@@ -107,63 +116,27 @@ def maximize(
     shapes = output_shapes(taps, paths)
     obj = parse_objective(texts, h, shapes)
     weights = plan(obj, shapes, int(getattr(h, "num_outputs", 0) or 0), bool(getattr(h, "binary", False)))
-    batch = obj.batch
     start = start_image(init, (hh, ww, channels), seed, image=image, scales=init_scales)
-    prm = make_param(param, (batch, hh, ww, channels), start, squash=squash, decorrelate=decorrelate)
     tspec = parse_transforms(transforms, (hh, ww))
-    transform = build_transforms(tspec)
     regs = parse_regularizers(regularizers)
-    opt = optimizers.Optimizer(opt_name, prm.var, optimizers.BASE_STEPS[(opt_name, prm.name)])
-    mat, bias = (tf.constant(a) for a in input_affine(h.scaling, channels))
-    targets = tf.constant(np.maximum(weights.targets, 0))
-    seed32 = int(seed) % (2**31 - 1)
-
-    def forward(x01: Any) -> tuple[Any, Any]:
-        xm = tf.tensordot(x01, mat, axes=[[3], [0]]) + bias
-        outs, logits = call_taps(taps, xm, paths, uses_class)
-        return loss(weights, outs, logits, batch), logits
-
-    def target_probs(logits: Any) -> Any:
-        if logits is None:
-            return tf.zeros([batch])
-        if h.binary:
-            p1 = tf.sigmoid(logits[:, 0])
-            return tf.where(tf.equal(targets, 1), p1, 1.0 - p1)
-        probs = tf.sigmoid(logits) if h.output_activation == "sigmoid" else tf.nn.softmax(logits, axis=-1)
-        return tf.gather(probs, targets, batch_dims=1)
-
-    @tf.function(autograph=False)
-    def train_step(t: Any, lr_t: Any) -> tuple[Any, Any, Any]:
-        with tf.GradientTape() as tape:
-            x01 = prm.image()
-            value, logits = forward(transform(x01, tf.stack([seed32, t])))
-            pen = penalty(regs, x01)
-            target = tf.reduce_sum(value if pen is None else value - pen)
-        if regs.needs_image_grad:
-            grad, grad_x = tape.gradient(target, [prm.var, x01])
-        else:
-            grad, grad_x = tape.gradient(target, prm.var), None
-        ok = tf.reduce_all(tf.math.is_finite(value)) & tf.reduce_all(tf.math.is_finite(grad))
-
-        def update() -> Any:
-            opt.apply(grad, lr_t)
-            prm.project()
-            if regs.has_operators:
-                prm.assign_image(operate(regs, prm.image(), t + 1, grad_x))
-            return tf.constant(True)
-
-        tf.cond(ok, update, lambda: tf.constant(False))
-        return value, ok, target_probs(logits)
-
-    @tf.function(autograph=False)
-    def evaluate() -> tuple[Any, Any, Any]:
-        x01 = prm.image()
-        value, logits = forward(x01)
-        return value, target_probs(logits), tf.clip_by_value(x01, 0.0, 1.0)
-
-    @tf.function(autograph=False)
-    def render() -> Any:
-        return tf.clip_by_value(prm.image(), 0.0, 1.0)
+    loop = _loop_for(
+        h,
+        taps,
+        paths,
+        uses_class,
+        bool(pre_activation),
+        obj.batch,
+        (hh, ww, channels),
+        param,
+        squash,
+        decorrelate,
+        opt_name,
+        tspec,
+        regs,
+        weights,
+    )
+    loop.reset(start, weights, seed)
+    prm, train_step, evaluate, render = loop.prm, loop.train_step, loop.evaluate, loop.render
 
     def generate() -> Iterator[Step]:
         timer = FrameTimer(every, fps)
@@ -212,7 +185,205 @@ def maximize(
             total, total, curve[-1] if curve else float(value0.mean()), images, tuple(map(float, value)), info
         )
 
-    return generate()
+    gen = generate()
+    loop.owner = weakref.ref(gen)
+    return gen
+
+
+# ----- compiled loops, kept between runs of the same structure ----------------------------------------
+_LOOPS: dict[tuple, _Loop] = {}
+_MAX_LOOPS = 3
+
+
+class _Loop:
+    """The variables and compiled tf.functions of a run, reused by later runs with the same structure.
+
+    A new run re-assigns the start image, the objective's weights, the seed and the optimizer
+    state, so clicking through the channels of a layer traces the step once. A loop still
+    driven by an unfinished generator is never shared (a new one is built instead).
+    """
+
+    def __init__(
+        self,
+        h: Any,
+        taps: Any,
+        paths: tuple[str, ...],
+        uses_class: bool,
+        batch: int,
+        shape: tuple[int, int, int],
+        param: str,
+        squash: str | None,
+        decorrelate: bool | None,
+        opt_name: str,
+        tspec: Any,
+        regs: Any,
+        weights: Any,
+    ) -> None:
+        import tensorflow as tf
+
+        from engine.maximize.objectives import LossPlan
+
+        self.h_ref = weakref.ref(h)
+        self.owner: Any = None
+        self.prm = make_param(param, (batch, *shape), np.full(shape, 0.5, np.float32), squash, decorrelate)
+        self.opt = optimizers.Optimizer(
+            opt_name, self.prm.var, optimizers.BASE_STEPS[(opt_name, self.prm.name)]
+        )
+
+        def var(a: Any) -> Any:
+            return tf.Variable(a, trainable=False)
+
+        self.weights = LossPlan(
+            channel={k: var(v) for k, v in weights.channel.items()},
+            unit={k: var(v) for k, v in weights.unit.items()},
+            layer={k: var(v) for k, v in weights.layer.items()},
+            neuron={k: (var(i), var(w)) for k, (i, w) in weights.neuron.items()},
+            logits=None if weights.logits is None else var(weights.logits),
+            targets=var(np.maximum(weights.targets, 0)),
+        )
+        self.seed = tf.Variable(0, dtype=tf.int32, trainable=False)
+        transform = build_transforms(tspec)
+        mat, bias = (tf.constant(a) for a in input_affine(h.scaling, shape[-1]))
+        prm, opt, plan_vars, targets = self.prm, self.opt, self.weights, self.weights.targets
+        binary, activation = bool(getattr(h, "binary", False)), getattr(h, "output_activation", "")
+
+        def forward(x01: Any) -> tuple[Any, Any]:
+            xm = tf.tensordot(x01, mat, axes=[[3], [0]]) + bias
+            outs, logits = call_taps(taps, xm, paths, uses_class)
+            return loss(plan_vars, outs, logits, batch), logits
+
+        def target_probs(logits: Any) -> Any:
+            if logits is None:
+                return tf.zeros([batch])
+            if binary:
+                p1 = tf.sigmoid(logits[:, 0])
+                return tf.where(tf.equal(targets, 1), p1, 1.0 - p1)
+            probs = tf.sigmoid(logits) if activation == "sigmoid" else tf.nn.softmax(logits, axis=-1)
+            return tf.gather(probs, targets, batch_dims=1)
+
+        @tf.function(autograph=False)
+        def train_step(t: Any, lr_t: Any) -> tuple[Any, Any, Any]:
+            with tf.GradientTape() as tape:
+                x01 = prm.image()
+                value, logits = forward(transform(x01, tf.stack([self.seed, t])))
+                pen = penalty(regs, x01)
+                target = tf.reduce_sum(value if pen is None else value - pen)
+            if regs.needs_image_grad:
+                grad, grad_x = tape.gradient(target, [prm.var, x01])
+            else:
+                grad, grad_x = tape.gradient(target, prm.var), None
+            ok = tf.reduce_all(tf.math.is_finite(value)) & tf.reduce_all(tf.math.is_finite(grad))
+
+            def update() -> Any:
+                opt.apply(grad, lr_t)
+                prm.project()
+                if regs.has_operators:
+                    prm.assign_image(operate(regs, prm.image(), t + 1, grad_x))
+                return tf.constant(True)
+
+            tf.cond(ok, update, lambda: tf.constant(False))
+            return value, ok, target_probs(logits)
+
+        @tf.function(autograph=False)
+        def evaluate() -> tuple[Any, Any, Any]:
+            x01 = prm.image()
+            value, logits = forward(x01)
+            return value, target_probs(logits), tf.clip_by_value(x01, 0.0, 1.0)
+
+        @tf.function(autograph=False)
+        def render() -> Any:
+            return tf.clip_by_value(prm.image(), 0.0, 1.0)
+
+        self.train_step, self.evaluate, self.render = train_step, evaluate, render
+
+    @property
+    def busy(self) -> bool:
+        gen = self.owner() if self.owner is not None else None
+        return gen is not None and gen.gi_frame is not None
+
+    def reset(self, start: np.ndarray, weights: Any, seed: int) -> None:
+        """Start a new run: the start image, the objective's weights, the seed, a fresh optimizer."""
+        import tensorflow as tf
+
+        self.prm.assign_image(tf.constant(np.broadcast_to(start[None], self.prm.shape), tf.float32))
+        self.prm.project()
+        w = self.weights
+        for k, v in weights.channel.items():
+            w.channel[k].assign(v)
+        for k, v in weights.unit.items():
+            w.unit[k].assign(v)
+        for k, v in weights.layer.items():
+            w.layer[k].assign(v)
+        for k, (idx, val) in weights.neuron.items():
+            w.neuron[k][0].assign(idx)
+            w.neuron[k][1].assign(val)
+        if w.logits is not None:
+            w.logits.assign(weights.logits)
+        w.targets.assign(np.maximum(weights.targets, 0))
+        self.seed.assign(int(seed) % (2**31 - 1))
+        self.opt.reset()
+
+
+def _structure(weights: Any) -> tuple:
+    return (
+        tuple((k, v.shape) for k, v in weights.channel.items()),
+        tuple((k, v.shape) for k, v in weights.unit.items()),
+        tuple((k, v.shape) for k, v in weights.layer.items()),
+        tuple((k, i.shape) for k, (i, _) in weights.neuron.items()),
+        None if weights.logits is None else weights.logits.shape,
+    )
+
+
+def _loop_for(
+    h: Any,
+    taps: Any,
+    paths: tuple[str, ...],
+    uses_class: bool,
+    pre: bool,
+    batch: int,
+    shape: tuple[int, int, int],
+    param: str,
+    squash: str | None,
+    decorrelate: bool | None,
+    opt_name: str,
+    tspec: Any,
+    regs: Any,
+    weights: Any,
+) -> _Loop:
+    """A compiled loop for this structure: a cached idle one, or a new one (cached)."""
+    key = (
+        id(h),
+        h.scaling,
+        paths,
+        uses_class,
+        pre,
+        batch,
+        shape,
+        str(param).lower(),
+        squash,
+        decorrelate,
+        opt_name,
+        tspec,
+        tuple(regs.items.items()),
+        _structure(weights),
+    )
+    loop = _LOOPS.get(key)
+    if loop is not None and loop.h_ref() is h and not loop.busy:
+        _LOOPS[key] = _LOOPS.pop(key)  # most recently used last
+        return loop
+    loop = _Loop(
+        h, taps, paths, uses_class, batch, shape, param, squash, decorrelate, opt_name, tspec, regs, weights
+    )
+    _LOOPS.pop(key, None)
+    _LOOPS[key] = loop
+    while len(_LOOPS) > _MAX_LOOPS:
+        _LOOPS.pop(next(iter(_LOOPS)))
+    return loop
+
+
+def clear_cache() -> None:
+    """Forget the compiled loops (their variables and traced steps)."""
+    _LOOPS.clear()
 
 
 def _settings(

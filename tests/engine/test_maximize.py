@@ -484,3 +484,29 @@ def test_pre_activation_moves_a_dead_unit(tiny):
     assert moved[-1].info["settings"]["pre_activation"] is True
     bigger = run(tiny, f"conv2:{c}", size=24, pre_activation=True)[-1]
     assert bigger.info["objective"][0] > bigger.info["start_objective"][0]
+
+
+@pytest.mark.parametrize(("param", "optimizer"), [("pixel", "normalized"), ("fourier", "adam")])
+def test_compiled_loop_is_reused_with_a_clean_state(tiny, param, optimizer):
+    from engine.maximize import run as mrun
+
+    kw = {"param": param, "optimizer": optimizer, "seed": 3, "regularizers": ["blur:0.5:2"]}
+    mrun.clear_cache()
+    fresh = run(tiny, "conv2:1", **kw)[-1].images
+    run(tiny, "conv2:2", **{**kw, "seed": 4})  # same structure: reuses the loop
+    assert len(mrun._LOOPS) == 1
+    again = run(tiny, "conv2:1", **kw)[-1].images
+    np.testing.assert_array_equal(again, fresh)
+
+
+def test_an_unfinished_run_keeps_its_own_loop(tiny):
+    from engine.maximize import run as mrun
+
+    mrun.clear_cache()
+    reference = run(tiny, "conv2:0", seed=5)[-1].images
+    gen = engine.maximize(tiny, "conv2:0", seed=5, steps=10, every=1)
+    for _ in range(3):
+        next(gen)
+    run(tiny, "conv2:3", seed=9)  # must not touch the variables of the run in progress
+    rest = list(gen)
+    np.testing.assert_array_equal(rest[-1].images, reference)
