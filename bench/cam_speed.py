@@ -4,11 +4,12 @@ Prints one table of milliseconds per image: one forward pass and one forward+bac
 (the gradient of the top logit with respect to the input) as the yardstick, Convscope's
 engine.cam (Grad-CAM, Score-CAM; the whole call: image conversion, the layer's compiled
 function, the weights and the projection onto the photo, with mapping="bilinear" as
-tf-keras-vis resizes), and tf-keras-vis Gradcam / Scorecam (model_modifier=ReplaceToLinear so
+tf-keras-vis resizes; Score-CAM once in float32 and once in its default precision "auto", which
+is bfloat16 where the CPU/GPU computes it natively -- see engine.precision), and tf-keras-vis Gradcam / Scorecam (model_modifier=ReplaceToLinear so
 Gradcam explains the logit and Scorecam's own softmax sees logits; Scorecam with all channels
 (max_N unset) and batch_size=32 as Convscope). The contenders run interleaved, image by image,
 so a change in a shared machine's load hits them alike. The maps are compared as a sanity
-check (Pearson r of the ReLU maps on the 224x224 grid).
+check (Pearson r of the ReLU maps on the 224x224 grid; bf16 against float32 Score-CAM too).
 
 Run:  nice -n 5 python bench/cam_speed.py [--images 5] [--score-images 1]
 Needs `pip install tf-keras-vis` (listed in the "bench" extra); without it those rows read n/a.
@@ -72,9 +73,9 @@ def main() -> int:
     import tensorflow as tf
 
     from engine.attribution import cam
-    from engine.attribution.cam import _masked_scores_fn
     from engine.images import to_model_input
     from engine.models import load_model
+    from engine.precision import native_bfloat16, resolve_precision
 
     keras.utils.set_random_seed(0)
     keras.utils.disable_interactive_logging()  # no progress bars from tf-keras-vis' model.predict
@@ -121,9 +122,9 @@ def main() -> int:
     forward(xs[0])
     forward_backward(xs[0])
     tops = [cam(h, p, layer=LAYER).target for p in imgs]
-    fn = _masked_scores_fn(h)
-    eye = tf.constant(np.eye(224, 14, dtype=np.float32))
-    fn(tf.constant(xs[0]), tf.zeros((1, 14, 14)), eye, eye, tf.zeros((3,)))
+    auto = resolve_precision("auto")
+    for precision in {"float32", auto}:  # trace the masked function (and build the bf16 copy) once
+        cam(h, imgs[0], tops[0], "block1_pool", method="scorecam", mapping="bilinear", precision=precision)
     if tkv is not None:
         tkv["gradcam"](CategoricalScore([tops[0]]), xs[0], penultimate_layer=LAYER)
         tkv["scorecam"](CategoricalScore([tops[0]]), xs[0], penultimate_layer=LAYER, max_N=1)
@@ -146,9 +147,22 @@ def main() -> int:
                 t0 = time.perf_counter()
                 outs[key][i] = run(i)
                 times[key].append((time.perf_counter() - t0) * 1000)
-    slow = {
-        "sc": lambda i: cam(h, imgs[i], tops[i], LAYER, method="scorecam", mapping="bilinear", batch_size=32)
-    }
+
+    def scorecam(i: int, precision: str) -> object:
+        return cam(
+            h,
+            imgs[i],
+            tops[i],
+            LAYER,
+            method="scorecam",
+            mapping="bilinear",
+            batch_size=32,
+            precision=precision,
+        )
+
+    slow = {"sc32": lambda i: scorecam(i, "float32")}
+    if auto != "float32":
+        slow["sc"] = lambda i: scorecam(i, auto)
     if tkv is not None:
         slow["tkv_sc"] = lambda i: tkv["scorecam"](
             CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER, batch_size=32
@@ -169,16 +183,29 @@ def main() -> int:
     ]
     if tkv is not None:
         rows.append((f"tf-keras-vis {version} Gradcam", t["tkv_gc"], f"{t['tkv_gc'] / t['fb']:.2f}x fwd+bwd"))
-    rows.append(("Convscope Score-CAM (engine.cam)", t["sc"], f"{t['sc'] / t['fwd']:.0f}x fwd"))
+    rows.append(("Convscope Score-CAM, float32", t["sc32"], f"{t['sc32'] / t['fwd']:.0f}x fwd"))
+    if "sc" in t:
+        rows.append((f"Convscope Score-CAM, auto = {auto}", t["sc"], f"{t['sc'] / t['fwd']:.0f}x fwd"))
+    else:
+        t["sc"], outs["sc"] = t["sc32"], outs["sc32"]
+        notes.append(
+            "precision auto = float32 here (no native bfloat16): the default Score-CAM row is the float32 one"
+        )
     if tkv is not None:
         rows.append((f"tf-keras-vis {version} Scorecam", t["tkv_sc"], f"{t['tkv_sc'] / t['fwd']:.0f}x fwd"))
         r_gc = statistics.mean(pearson(outs["gc"][i].heatmap_relu, outs["tkv_gc"][i][0]) for i in outs["gc"])
-        r_sc = statistics.mean(pearson(outs["sc"][i].heatmap, outs["tkv_sc"][i][0]) for i in outs["sc"])
+        r_sc = statistics.mean(pearson(outs["sc32"][i].heatmap, outs["tkv_sc"][i][0]) for i in outs["sc32"])
         notes.append(
             f"agreement with tf-keras-vis (Pearson r): Grad-CAM {r_gc:.3f} (ReLU maps); Score-CAM {r_sc:.3f} "
             "(our signed map vs theirs; by design they differ: Convscope weighs each channel by "
             "p(masked) - p(black) and blends toward black, tf-keras-vis by p(masked), multiplying the "
             "caffe-scaled input)"
+        )
+    if "sc" in slow:
+        r_bf = [pearson(outs["sc"][i].cam, outs["sc32"][i].cam) for i in outs["sc"]]
+        notes.append(
+            f"Score-CAM bfloat16 vs float32 coarse maps: Pearson r min {min(r_bf):.5f} over {len(r_bf)} image(s) "
+            f"(native bf16 here: {native_bfloat16()})"
         )
     live = [
         int((np.ptp(np.asarray(h.submodel([LAYER])(x))[0], axis=(0, 1)) > 0).sum())
@@ -189,6 +216,7 @@ def main() -> int:
         f"non-constant map), tf-keras-vis 512"
     )
     tkv_gc, tkv_sc, t_gc, t_sc, t_fb = t.get("tkv_gc"), t.get("tkv_sc"), t["gc"], t["sc"], t["fb"]
+    t_sc32 = t["sc32"]
 
     print(
         f"# cam_speed: VGG16 weights=None 224x224, layer {LAYER}; TF {tf.__version__}, Keras {keras.__version__}; "
@@ -211,7 +239,10 @@ def main() -> int:
             f"{tkv_gc / t_gc:.2f}x faster than tf-keras-vis (target >= 1x)"
         )
     if tkv_sc:
-        print(f"Score-CAM: {tkv_sc / t_sc:.2f}x faster than tf-keras-vis (target >= 2x)")
+        print(
+            f"Score-CAM (default precision {auto}): {tkv_sc / t_sc:.2f}x faster than tf-keras-vis (target >= 2x); "
+            f"float32: {tkv_sc / t_sc32:.2f}x"
+        )
     for note in notes:
         print(note)
     return 0

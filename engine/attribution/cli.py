@@ -24,6 +24,7 @@ from engine.attribution.figures import (
 from engine.attribution.gradients import SALIENCY_METHODS
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.cli import _load, _model_args, _out_args, export_kind
+from engine.precision import PRECISIONS
 
 
 def _look_args(p: argparse.ArgumentParser, style_default: str) -> None:
@@ -60,6 +61,12 @@ def _cam_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sigma", type=float, help="width (px) of the gaussian mapping (default: field size / 4)")
     p.add_argument("--batch-size", type=int, default=32, help="masked images per Score-CAM forward pass")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="Score-CAM's masked passes: auto = bfloat16 where the hardware has it natively (about 2x faster)",
+    )
     p.add_argument("--coarse", action="store_true", help="also show the raw coarse map with its cell grid")
     p.add_argument("--scores", action="store_true", help="print deletion and insertion AUC of the map")
     _look_args(p, "relu")
@@ -84,6 +91,7 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
         "mapping": args.mapping,
         "sigma": args.sigma,
         "batch_size": args.batch_size,
+        "precision": args.precision,
     }
     res = cam(h, photo, _target_arg(args.target), **kw)
     results = [res]
@@ -122,6 +130,7 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
         "method": res.method,
         "mapping": res.mapping,
         "sigma": args.sigma,
+        **({"precision": res.settings["precision"]} if res.method == "scorecam" else {}),
         "style": style,
         "cmap": args.cmap,
         "alpha": args.alpha,

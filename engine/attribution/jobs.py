@@ -5,7 +5,7 @@ SmoothGrad or deletion curve can be cancelled mid-way) and returns plain data th
 can show without TensorFlow. The model is params["model"] (a spec) or the one loaded
 last; the image is params["image"] (a path, "builtin:NAME" or an array).
 
-cam params: target (None = top-1), layer, method, mapping, sigma, batch_size,
+cam params: target (None = top-1), layer, method, mapping, sigma, batch_size, precision,
   compare (a second target, rendered side by side on one scale), top_k (predictions listed).
   Returns {"result": CamResult, "compare": CamResult | None, "predictions": [(index, name, p)],
   "photo": float32 (H, W, C), "model_shape": (H, W) of the model input}.
@@ -84,6 +84,7 @@ def cam_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progress]
         "mapping": params.get("mapping") or DEFAULT_MAPPING,
         "sigma": params.get("sigma"),
         "batch_size": int(params.get("batch_size", 32)),
+        "precision": params.get("precision") or "auto",
     }
     compare = _target(params.get("compare"))
     total = 2 if compare is not None else 1

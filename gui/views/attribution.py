@@ -21,7 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -116,28 +116,38 @@ class AttributionView(View):
         self.alpha = QSlider(Qt.Orientation.Horizontal)
         self.alpha.setRange(0, 100)
         self.alpha.setValue(50)
-        self.alpha.setMaximumWidth(120)
         self.alpha.setToolTip("Opacity of the map over the photo")
-        for box in (self.target_box, self.compare_box, self.method_box, self.mapping_box, self.style_box):
+        for box in (
+            self.target_box,
+            self.compare_box,
+            self.method_box,
+            self.mapping_box,
+            self.style_box,
+            self.cmap_box,
+        ):
             box.setMinimumWidth(64)
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(8)
-        bar = QHBoxLayout()
+        # two rows of label + field pairs: what to explain, then how it looks (fits a 1280 px window)
+        bar = QGridLayout()
         bar.setContentsMargins(4, 2, 4, 2)
-        for text, widget in (
-            ("Target", self.target_box),
-            ("vs", self.compare_box),
-            ("Method", self.method_box),
-            ("Mapping", self.mapping_box),
-            ("Look", self.style_box),
-            ("", self.cmap_box),
-            ("Opacity", self.alpha),
-        ):
-            if text:
-                bar.addWidget(QLabel(text))
-            bar.addWidget(widget)
-            bar.addSpacing(4)
-        bar.addStretch(1)
+        bar.setHorizontalSpacing(6)
+        bar.setVerticalSpacing(2)
+        rows = (
+            (
+                ("Target", self.target_box),
+                ("vs", self.compare_box),
+                ("Method", self.method_box),
+                ("Mapping", self.mapping_box),
+            ),
+            (("Look", self.style_box), ("Colormap", self.cmap_box), ("Opacity", self.alpha)),
+        )
+        for r, row in enumerate(rows):
+            for c, (text, widget) in enumerate(row):
+                bar.addWidget(QLabel(text), r, 2 * c, Qt.AlignmentFlag.AlignRight)
+                bar.addWidget(widget, r, 2 * c + 1)
+        for c in range(4):
+            bar.setColumnStretch(2 * c + 1, 1)
 
         self.photo_pane = ImagePane()
         self.photo_pane.setToolTip("The map on the photo's own pixels")
@@ -419,7 +429,10 @@ class AttributionView(View):
         rf = res.field
         where = f"{res.layer} ({res.cam.shape[0]}×{res.cam.shape[1]} cells"
         where += f", field {rf.size[0]}×{rf.size[1]} px, stride {rf.stride[0]})" if rf is not None else ")"
-        self.info.setText(f"{res.method} on {where} · " + " · ".join(parts))
+        method = res.method
+        if res.method == "scorecam":
+            method += f" ({res.settings.get('precision', 'float32')})"
+        self.info.setText(f"{method} on {where} · " + " · ".join(parts))
 
     def _show_scores(self, out: dict[str, Any]) -> None:
         self.scores = out
@@ -535,6 +548,7 @@ class AttributionView(View):
             meta.update(
                 layer=res.layer,
                 mapping=res.mapping,
+                **({"precision": res.settings.get("precision")} if res.method == "scorecam" else {}),
                 targets=[
                     {"index": r.target, "name": r.target_name, "logit": r.score, "probability": r.probability}
                     for r in others

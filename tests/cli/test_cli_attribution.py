@@ -121,6 +121,17 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
     assert "deletion AUC" in stdout
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_export_scorecam_records_its_precision(files, tmp_path: Path, capsys, precision: str) -> None:
+    out = tmp_path / f"score-{precision}.png"
+    argv = ["export", "cam", "--model", str(files["model"]), "--image", str(files["image"])]
+    argv += ["--method", "scorecam", "--precision", precision, "--batch-size", "3", "--out", str(out)]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    settings = json.loads(sidecar_path(out).read_text())["settings"]
+    assert settings["method"] == "scorecam" and settings["precision"] == precision
+
+
 def test_export_saliency(files, tmp_path: Path, capsys) -> None:
     out = tmp_path / "sal.png"
     code, stdout, err = _run(

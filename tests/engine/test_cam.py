@@ -304,8 +304,8 @@ def test_nested_models_inner_layer_matches_a_flat_copy() -> None:
     img = rng_image((20, 20, 3), 12)
     assert nested.default_cam_layer() == "backbone/c2"
     for method in ("gradcam", "scorecam"):
-        a = cam(nested, img, target=1, layer="backbone/c2", method=method)
-        b = cam(flat, img, target=1, layer="c2", method=method)
+        a = cam(nested, img, target=1, layer="backbone/c2", method=method, precision="float32")
+        b = cam(flat, img, target=1, layer="c2", method=method, precision="float32")
         assert a.layer == "backbone/c2"
         np.testing.assert_allclose(a.cam, b.cam, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-4, atol=1e-6)
@@ -339,11 +339,26 @@ def _scorecam_by_hand(h: ModelHandle, img: np.ndarray, layer: str, target: int) 
 
 def test_scorecam_batched_equals_one_at_a_time(shapes: ModelHandle) -> None:
     img = rng_image((128, 128, 3), 13)
-    one = cam(shapes, img, target=3, layer="conv4", method="scorecam", mapping="roi", batch_size=1)
-    many = cam(shapes, img, target=3, layer="conv4", method="scorecam", mapping="roi", batch_size=13)
+    kw = {"target": 3, "layer": "conv4", "method": "scorecam", "mapping": "roi", "precision": "float32"}
+    one = cam(shapes, img, batch_size=1, **kw)
+    many = cam(shapes, img, batch_size=13, **kw)
+    assert many.settings["precision"] == "float32"
     np.testing.assert_allclose(one.cam, many.cam, rtol=1e-4, atol=1e-7)
     by_hand = _scorecam_by_hand(shapes, img, "conv4", 3)
     np.testing.assert_allclose(many.cam, by_hand, rtol=1e-3, atol=1e-6 * np.abs(by_hand).max())
+
+
+def test_scorecam_in_bfloat16_matches_float32(shapes: ModelHandle) -> None:
+    """The bf16 passes (engine.precision) round, but batching still changes nothing and the map agrees."""
+    img = rng_image((128, 128, 3), 13)
+    kw = {"target": 3, "layer": "conv4", "method": "scorecam", "mapping": "roi"}
+    one = cam(shapes, img, batch_size=1, precision="bfloat16", **kw)
+    many = cam(shapes, img, batch_size=13, precision="bfloat16", **kw)
+    exact = cam(shapes, img, batch_size=13, precision="float32", **kw)
+    assert many.settings["precision"] == "bfloat16"
+    np.testing.assert_allclose(one.cam, many.cam, rtol=1e-3, atol=1e-3 * np.abs(many.cam).max())
+    assert np.corrcoef(many.cam.ravel(), exact.cam.ravel())[0, 1] > 0.999
+    assert not np.array_equal(many.cam, exact.cam)  # it really ran in another precision
 
 
 def test_scorecam_masks_follow_the_mapping(shapes: ModelHandle) -> None:

@@ -135,6 +135,9 @@ def test_scorecam_mapping_look_and_saliency(view, qtbot) -> None:
         lambda: view.result["result"].method == "scorecam" and view.result["result"].mapping == "gaussian",
         timeout=60_000,
     )
+    ran = view.result["result"].settings["precision"]
+    assert ran in ("float32", "bfloat16") and f"scorecam ({ran})" in view.info.text()
+    assert view.export_image()[1]["precision"] == ran  # the sidecar says which precision ran
     before = view.rendered
     view.style_box.setCurrentIndex(view.style_box.findData("signed"))
     _wait_new(qtbot, view, before)
