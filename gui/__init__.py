@@ -9,17 +9,20 @@ import sys as _sys
 
 
 def _guard_none_refcount() -> None:
-    """Work around PySide6 6.12 on CPython < 3.12 dropping a reference to None on void Qt calls.
+    """Work around PySide6 6.12 on CPython < 3.12 dropping references to None, True and False.
 
-    Each such call (processEvents, setImage, ...) decrements None's refcount without an
-    increment; after a few hundred thousand calls CPython aborts with "none_dealloc". Python
-    3.12+ makes None immortal; here we give it a very large refcount so it never reaches zero.
+    Each void Qt call (processEvents, setImage, ...) decrements None's refcount without an
+    increment; after a few hundred thousand calls CPython aborts with "none_dealloc". Building
+    the window drops about 200 references to True the same way, enough for "bool_dealloc" at
+    interpreter exit after a few windows. Python 3.12+ makes these objects immortal; here we
+    give them a very large refcount so it never reaches zero.
     """
     if _sys.version_info >= (3, 12):
         return
     import ctypes
 
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
+    for obj in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
 
 
 _guard_none_refcount()

@@ -19,3 +19,21 @@ def test_many_void_qt_calls_do_not_abort():
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-500:]
+
+
+def test_building_windows_then_exiting_does_not_abort():
+    """Each window drops references to True; without the guard a few windows abort at exit (bool_dealloc)."""
+    code = (
+        "import gui\n"
+        "from gui.app import application, create_window\n"
+        "app = application()\n"
+        "for _ in range(8):\n"
+        "    w = create_window('builtin:shapes', [], restore=False, start_engine=False)\n"
+        "    app.processEvents()\n"
+        "    w.close()\n"
+        "    app.processEvents()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-500:]
