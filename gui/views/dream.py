@@ -14,62 +14,47 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import EngineError
-from engine.jobs import Failed, Finished, Frame, Progress
-from engine.maximize.common import Control
+from engine.jobs import Finished, Frame, Progress
 from engine.maximize.figures import grid
 from gui import settings as cfg
-from gui.views.base import View
-from gui.views.maximize import FRAME_INTERVAL_MS, CurvePlot, GifMixin, RunPanel, _double, _spin
+from gui.views.live import CurvePlot, LiveRunView, RunPanel
+from gui.widgets.fields import double_spin, int_spin
 from gui.widgets.image_pane import ImagePane
 
 
-class DreamView(GifMixin, View):
+class DreamView(LiveRunView):
     """DeepDream of the current image with the chosen layers, streamed live."""
 
     title = "DeepDream"
     owner = "dream"
+    job_kind = "dream"
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.result: dict[str, Any] | None = None
         self.image: np.ndarray | None = None  # (1, H, W, C) shown now
-        self.control: Control | None = None
         self.run_lr = 0.01
-        self.run_settings: dict[str, Any] = {}
-        self.frames_seen = 0
         self._build()
-        self._frame_timer = QTimer(self)
-        self._frame_timer.setSingleShot(True)
-        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
-        self._frame_timer.timeout.connect(self._show_image)
 
     def _build(self) -> None:
-        form = QWidget()
-        fl = QVBoxLayout(form)
-        fl.setContentsMargins(4, 4, 4, 4)
         what = QGroupBox("Dream with")
         wf = QFormLayout(what)
         self.layers_edit = QLineEdit()
         self.layers_edit.setPlaceholderText("e.g. conv2 + 0.5*conv3, or conv3:5 for one map")
         self.follow = QCheckBox("Follow the selected layer")
         self.follow.setChecked(True)
-        self.channel_spin = _spin(-1, -1, 0)
+        self.channel_spin = int_spin(-1, -1, 0)
         self.channel_spin.setSpecialValueText("whole layer")
         self.channel_spin.setToolTip("One channel of the selected layer dreams alone (single-map mode)")
         self.use_button = QPushButton("Use selected layer")
@@ -79,11 +64,11 @@ class DreamView(GifMixin, View):
         wf.addRow(self.use_button)
         how = QGroupBox("Octaves and steps")
         hf = QFormLayout(how)
-        self.octaves_spin = _spin(4, 1, 12)
-        self.scale_spin = _double(1.4, 1.0, 4.0, 2)
-        self.steps_spin = _spin(20, 1, 10_000)
-        self.seed_spin = _spin(0, 0, 2**31 - 1)
-        self.size_spin = _spin(384, 0, 4096)
+        self.octaves_spin = int_spin(4, 1, 12)
+        self.scale_spin = double_spin(1.4, 1.0, 4.0, 2)
+        self.steps_spin = int_spin(20, 1, 10_000)
+        self.seed_spin = int_spin(0, 0, 2**31 - 1)
+        self.size_spin = int_spin(384, 0, 4096)
         self.size_spin.setSpecialValueText("photo size")
         self.size_spin.setToolTip("Shrink a larger photo to this longest side first (0: keep its size)")
         hf.addRow("Octaves", self.octaves_spin)
@@ -92,44 +77,16 @@ class DreamView(GifMixin, View):
         hf.addRow("Longest side at most", self.size_spin)
         hf.addRow("Seed", self.seed_spin)
         self.panel = RunPanel(0.01, (0.0005, 1.0), 4)
-        for box in (what, how):
-            fl.addWidget(box)
-        fl.addWidget(self.panel)
-        fl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(form)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(260)
         self.pane = ImagePane()
         self.pane.setToolTip("The dreamed image")
         self.curve = CurvePlot()
         self.note = QLabel("")
         self.note.setWordWrap(True)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.pane, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.curve, 1)
-        rl.addLayout(row)
-        rl.addWidget(self.note)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        self.lay_out([what, how], [self.curve], self.note, 260)
         self.use_button.clicked.connect(self.use_selected_layer)
         self.channel_spin.valueChanged.connect(
             lambda _v: self.follow.isChecked() and self.use_selected_layer()
         )
-        self.panel.run_clicked.connect(self.start)
-        self.panel.stop_clicked.connect(self.stop)
-        self.panel.pause_button.toggled.connect(self._pause_toggled)
-        self.panel.lr.valueChanged.connect(self._lr_changed)
-        self.panel.gif_clicked.connect(self.export_gif_dialog)
         self.pane.clear_image("select an image and press Run")
 
     # ----- form ----------------------------------------------------------------------------------------
@@ -185,65 +142,21 @@ class DreamView(GifMixin, View):
             self.pane.set_image(grid(self.state.image[None]))
             self.pane.set_message("")
 
-    def run(self) -> None:
-        self._dirty = False
-        self.start()
-
-    def start(self) -> None:
-        try:
-            params = self.params()
-        except EngineError as exc:
-            self.panel.status.setText(str(exc))
-            self.status.emit(str(exc))
-            return
-        if self.state.model is None:
-            self.panel.status.setText("no model loaded")
-            return
-        self.control = Control()
-        self.run_lr = params["lr"]
-        params["control"] = self.control
-        self.run_settings = {k: v for k, v in params.items() if k not in ("control", "image")}
-        self.run_settings["model"] = self.state.model.get("spec")
+    def begin_run(self, params: dict[str, Any]) -> str:
         self.run_settings["image"] = self.state.image_spec
-        self.result = None
         self.image = None
-        self.frames_seen = 0
-        self.curve.reset()
         self.note.setText("")
-        self.panel.gif_button.setEnabled(False)
-        self.panel.set_running(True)
-        self.panel.status.setText(f"dreaming with {params['layers']} …")
-        self.submit("dream", params)
-
-    def stop(self) -> None:
-        if self.control is not None:
-            self.control.resume()
-        if self.jobs.get(""):
-            self.cancel()
-            self.panel.status.setText("stopped")
-        self.panel.set_running(False)
-
-    def _pause_toggled(self, paused: bool) -> None:
-        if self.control is None:
-            return
-        (self.control.pause if paused else self.control.resume)()
-        self.panel.pause_button.setText("Resume" if paused else "Pause")
-
-    def _lr_changed(self, value: float) -> None:
-        if self.control is not None and self.run_lr > 0:
-            self.control.lr_scale = float(value) / self.run_lr
+        return f"dreaming with {params['layers']} …"
 
     # ----- events --------------------------------------------------------------------------------------------
     def job_frame(self, tag: str, event: Frame) -> None:
         self.image = np.asarray(event.images, np.float32)
-        self.frames_seen += 1
         self.curve.add(event.step, event.info.get("loss"))
         octave = event.info.get("octave")
         if octave is not None and "shape" in event.info:
             h, w = event.info["shape"]
             self.note.setText(f"octave {int(octave) + 1}: dreaming at {w}×{h}")
-        if not self._frame_timer.isActive():
-            self._frame_timer.start()
+        self.frame_arrived()
 
     def job_progress(self, tag: str, event: Progress) -> None:
         self.curve.add(event.step, event.loss)
@@ -251,14 +164,10 @@ class DreamView(GifMixin, View):
             self.panel.status.setText(f"step {event.step} / {event.total}")
 
     def job_finished(self, tag: str, event: Finished) -> None:
-        self.panel.set_running(False)
-        if event.reason != "done":
-            self.panel.status.setText("stopped")
+        if not self.finish(event) or self.result is None:
             return
-        self.result = dict(event.result)
         self.image = np.asarray(self.result["images"], np.float32)
-        self._frame_timer.stop()
-        self._show_image()
+        self.show_frame()
         if self.result.get("losses"):
             self.curve.set_curve(self.result["losses"])
         self.panel.gif_button.setEnabled(bool(self.result.get("frames")))
@@ -269,11 +178,7 @@ class DreamView(GifMixin, View):
         )
         self.panel.status.setText("done")
 
-    def job_failed(self, tag: str, event: Failed) -> None:
-        self.panel.set_running(False)
-        self.panel.status.setText(event.message)
-
-    def _show_image(self) -> None:
+    def show_frame(self) -> None:
         if self.image is not None:
             self.pane.set_image(grid(self.image))
 

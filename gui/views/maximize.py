@@ -9,45 +9,36 @@ for class objectives). Pause/resume and the step size act on the running job thr
 engine.maximize.Control; Stop cancels it within one step. Export writes the result (a grid
 for a batch) as PNG through the window's Export, and the whole run as an animated GIF.
 
-RunPanel, CurvePlot and GifMixin are shared with the DeepDream tab (gui/views/dream.py).
+The run life cycle, RunPanel, CurvePlot and GIF export are shared with the DeepDream tab
+(gui/views/live.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QSpinBox,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame, Progress
-from engine.maximize.common import Control
 from engine.maximize.figures import grid, tile_at
 from gui import settings as cfg
-from gui.views.base import View
+from gui.views.live import CurvePlot, LiveRunView, RunPanel
+from gui.widgets.fields import combo, double_spin, int_spin
 from gui.widgets.image_pane import ImagePane
 
-FRAME_INTERVAL_MS = 33  # at most ~30 pane updates a second
 CHUNK = 16  # images per batch when filling "all channels" of a layer
 
 MODES = (
@@ -85,214 +76,30 @@ REGULARIZERS = (
 )
 
 
-def _combo(items: tuple[tuple[str, str], ...] | tuple[str, ...]) -> QComboBox:
-    box = QComboBox()
-    for item in items:
-        label, key = (item, item) if isinstance(item, str) else item
-        box.addItem(label, key)
-    return box
-
-
-def _double(value: float, lo: float, hi: float, decimals: int) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(lo, hi)
-    spin.setDecimals(decimals)
-    spin.setSingleStep(10 ** (-decimals) if decimals else 1.0)
-    spin.setValue(value)
-    return spin
-
-
-def _spin(value: int, lo: int, hi: int) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setValue(value)
-    return spin
-
-
-class CurvePlot(pg.PlotWidget):
-    """The objective's curve over the steps, with an optional class-probability curve on a right axis."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMenuEnabled(False)
-        self.setMaximumHeight(170)
-        self.setLabel("bottom", "step")
-        self.setLabel("left", "objective")
-        self.showGrid(x=True, y=True, alpha=0.2)
-        self.loss_curve = self.plot([], [], pen=pg.mkPen("#4a90d9", width=2))
-        self.prob_view = pg.ViewBox()
-        self.prob_view.setYRange(0.0, 1.0)
-        self.prob_view.setMouseEnabled(False, False)
-        plot = self.getPlotItem()
-        plot.showAxis("right")
-        plot.scene().addItem(self.prob_view)
-        plot.getAxis("right").linkToView(self.prob_view)
-        plot.getAxis("right").setLabel("probability")
-        self.prob_view.setXLink(plot)
-        self.prob_curve = pg.PlotDataItem(
-            [], [], pen=pg.mkPen("#e0a040", width=1, style=Qt.PenStyle.DashLine)
-        )
-        self.prob_view.addItem(self.prob_curve)
-        plot.vb.sigResized.connect(self._sync)
-        self.steps: list[int] = []
-        self.losses: list[float] = []
-        self.probs: list[float] = []
-        self.show_probability(False)
-
-    def _sync(self) -> None:
-        self.prob_view.setGeometry(self.getPlotItem().vb.sceneBoundingRect())
-
-    def show_probability(self, shown: bool) -> None:
-        self.getPlotItem().getAxis("right").setVisible(shown)
-        self.prob_curve.setVisible(shown)
-
-    def reset(self) -> None:
-        self.steps, self.losses, self.probs = [], [], []
-        self.loss_curve.setData([], [])
-        self.prob_curve.setData([], [])
-
-    def add(self, step: int, loss: float | None, prob: float | None = None) -> None:
-        if loss is None or not np.isfinite(loss):
-            return
-        if self.steps and step <= self.steps[-1]:
-            return
-        self.steps.append(int(step))
-        self.losses.append(float(loss))
-        if prob is not None:
-            self.probs.append(float(prob))
-        self.loss_curve.setData(self.steps, self.losses)
-        if self.probs and len(self.probs) == len(self.steps):
-            self.prob_curve.setData(self.steps, self.probs)
-
-    def set_curve(self, losses: list[float], start: int = 1) -> None:
-        """Replace the streamed points with a run's full curve (step i + start for losses[i])."""
-        self.steps = list(range(start, start + len(losses)))
-        self.losses = [float(v) for v in losses]
-        self.loss_curve.setData(self.steps, self.losses)
-
-
-class RunPanel(QWidget):
-    """Run / Pause / Stop / Export GIF buttons with a live step-size control and a status line."""
-
-    run_clicked = Signal()
-    stop_clicked = Signal()
-    gif_clicked = Signal()
-
-    def __init__(
-        self, lr: float, lr_range: tuple[float, float], decimals: int, parent: QWidget | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.run_button = QPushButton("Run")
-        self.run_button.setToolTip("Start (F5)")
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setCheckable(True)
-        self.stop_button = QPushButton("Stop")
-        self.gif_button = QPushButton("Export GIF…")
-        self.gif_button.setToolTip("Write the whole run as an animated GIF (with a JSON sidecar)")
-        self.lr = _double(lr, lr_range[0], lr_range[1], decimals)
-        self.lr.setToolTip("Step size; changes apply to a running job from its next step")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        buttons = QHBoxLayout()
-        for b in (self.run_button, self.pause_button, self.stop_button):
-            buttons.addWidget(b)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(buttons)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Step size"))
-        row.addWidget(self.lr, 1)
-        lay.addLayout(row)
-        lay.addWidget(self.gif_button)
-        lay.addWidget(self.status)
-        self.run_button.clicked.connect(self.run_clicked)
-        self.stop_button.clicked.connect(self.stop_clicked)
-        self.gif_button.clicked.connect(self.gif_clicked)
-        self.set_running(False)
-        self.gif_button.setEnabled(False)
-
-    def set_running(self, running: bool) -> None:
-        self.pause_button.setEnabled(running)
-        self.stop_button.setEnabled(running)
-        if not running:
-            self.pause_button.setChecked(False)
-
-
-class GifMixin:
-    """Export of a finished run's recorded frames as an animated GIF (needs self.result and gif_settings())."""
-
-    result: dict[str, Any] | None
-
-    def gif_frames(self) -> list[np.ndarray]:
-        if not self.result or not self.result.get("frames"):
-            raise EngineError("no finished run to export as GIF yet")
-        cols = self.grid_cols() if hasattr(self, "grid_cols") else None
-        return [grid(images, cols) for _, images in self.result["frames"]]
-
-    def export_gif(self, path: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the last run as an animated GIF plus FILE.gif.json (engine.export); returns both paths."""
-        from engine import export
-
-        frames = self.gif_frames()
-        settings = {**self.gif_settings(), "frames": len(frames)}
-        return list(export.write_gif(Path(path), frames, settings, overwrite=overwrite))
-
-    def gif_settings(self) -> dict[str, Any]:  # pragma: no cover - overridden
-        return {}
-
-    def export_gif_dialog(self) -> None:
-        widget: Any = self
-        path, _ = QFileDialog.getSaveFileName(
-            widget, "Export run as GIF", str(Path.home() / "run.gif"), "GIF (*.gif)"
-        )
-        if not path:
-            return
-        try:
-            written = self.export_gif(path, overwrite=True)  # the dialog already asked about overwriting
-        except (EngineError, OSError) as exc:
-            widget.status.emit(f"GIF export failed: {exc}")
-            return
-        widget.status.emit(f"exported {written[0]}")
-
-
-class MaximizeView(GifMixin, View):
+class MaximizeView(LiveRunView):
     """Gradient ascent on the input for the selected layer's units, streamed live."""
 
     title = "Maximize"
     owner = "maximize"
+    job_kind = "maximize"
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.result: dict[str, Any] | None = None
         self.images: np.ndarray | None = None  # (N, H, W, C) float32 shown now
         self.count = 0  # images in the whole run (chunked "all channels" runs)
-        self.control: Control | None = None
-        self.run_lr = 1.0
-        self.run_settings: dict[str, Any] = {}
-        self.frames_seen = 0
         self._build()
-        self._frame_timer = QTimer(self)
-        self._frame_timer.setSingleShot(True)
-        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
-        self._frame_timer.timeout.connect(self._show_images)
         self.pane.clear_image("pick a layer and press Run")
 
     # ----- construction ----------------------------------------------------------------------
     def _build(self) -> None:
-        form = QWidget()
-        fl = QVBoxLayout(form)
-        fl.setContentsMargins(4, 4, 4, 4)
-
         obj = QGroupBox("Objective")
         of = QFormLayout(obj)
         self.layer_label = QLabel("—")
         self.layer_label.setWordWrap(True)
-        self.mode_box = _combo(MODES)
-        self.channel_spin = _spin(0, 0, 0)
-        self.row_spin = _spin(0, 0, 0)
-        self.col_spin = _spin(0, 0, 0)
+        self.mode_box = combo(MODES)
+        self.channel_spin = int_spin(0, 0, 0)
+        self.row_spin = int_spin(0, 0, 0)
+        self.col_spin = int_spin(0, 0, 0)
         pos = QHBoxLayout()
         pos.addWidget(self.row_spin)
         pos.addWidget(QLabel(","))
@@ -317,10 +124,10 @@ class MaximizeView(GifMixin, View):
 
         start = QGroupBox("Start and parameterization")
         sf = QFormLayout(start)
-        self.start_box = _combo(STARTS)
-        self.seed_spin = _spin(0, 0, 2**31 - 1)
-        self.param_box = _combo(PARAMS)
-        self.steps_spin = _spin(200, 1, 100_000)
+        self.start_box = combo(STARTS)
+        self.seed_spin = int_spin(0, 0, 2**31 - 1)
+        self.param_box = combo(PARAMS)
+        self.steps_spin = int_spin(200, 1, 100_000)
         sf.addRow("Start", self.start_box)
         sf.addRow("Seed", self.seed_spin)
         sf.addRow("Parameterization", self.param_box)
@@ -335,7 +142,7 @@ class MaximizeView(GifMixin, View):
         tf_ = QFormLayout(trans)
         self.transform_checks: dict[str, tuple[QCheckBox, QDoubleSpinBox]] = {}
         for name, label, value, lo, hi, dec, on in TRANSFORMS:
-            check, spin = QCheckBox(label), _double(value, lo, hi, dec)
+            check, spin = QCheckBox(label), double_spin(value, lo, hi, dec)
             check.setChecked(on)
             tf_.addRow(check, spin)
             self.transform_checks[name] = (check, spin)
@@ -344,28 +151,19 @@ class MaximizeView(GifMixin, View):
         rf = QFormLayout(regs)
         self.reg_checks: dict[str, tuple[QCheckBox, QDoubleSpinBox]] = {}
         for name, label, value, lo, hi, dec, on in REGULARIZERS:
-            check, spin = QCheckBox(label), _double(value, lo, hi, dec)
+            check, spin = QCheckBox(label), double_spin(value, lo, hi, dec)
             check.setChecked(on)
             rf.addRow(check, spin)
             self.reg_checks[name] = (check, spin)
 
         opt = QGroupBox("Optimizer")
         pf = QFormLayout(opt)
-        self.optimizer_box = _combo(OPTIMIZERS)
-        self.schedule_box = _combo(SCHEDULES)
+        self.optimizer_box = combo(OPTIMIZERS)
+        self.schedule_box = combo(SCHEDULES)
         pf.addRow("Method", self.optimizer_box)
         pf.addRow("Schedule", self.schedule_box)
 
         self.panel = RunPanel(1.0, (0.01, 100.0), 2)
-        fl.addWidget(self.panel)  # Run / Pause / Stop first, so they never scroll out of sight
-        for box in (obj, start, trans, regs, opt):
-            fl.addWidget(box)
-        fl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(form)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(280)
-
         self.pane = ImagePane()
         self.pane.setToolTip("The optimized input; a grid holds one image per objective")
         self.curve = CurvePlot()
@@ -376,34 +174,13 @@ class MaximizeView(GifMixin, View):
         self.report = QLabel("")
         self.report.setWordWrap(True)
         self.report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.curve, 1)
-        bottom.addWidget(self.analytic)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.pane, 1)
-        rl.addLayout(bottom)
-        rl.addWidget(self.report)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        self.lay_out([obj, start, trans, regs, opt], [self.curve, self.analytic], self.report, 280)
 
         self.mode_box.currentIndexChanged.connect(self._update_form)
         for w in (self.channel_spin, self.row_spin, self.col_spin):
             w.valueChanged.connect(self._update_objective)
         self.class_box.currentIndexChanged.connect(self._update_objective)
         self.expr_edit.textChanged.connect(self._update_objective)
-        self.panel.run_clicked.connect(self.start)
-        self.panel.stop_clicked.connect(self.stop)
-        self.panel.pause_button.toggled.connect(self._pause_toggled)
-        self.panel.lr.valueChanged.connect(self._lr_changed)
-        self.panel.gif_clicked.connect(self.export_gif_dialog)
         self.pane.clicked.connect(self._on_pane_clicked)
         self._update_form()
 
@@ -533,62 +310,14 @@ class MaximizeView(GifMixin, View):
             self.images = None
             self.pane.clear_image("model changed: press Run")
 
-    def run(self) -> None:
-        """F5: start a run with the form's settings."""
-        self._dirty = False
-        self.start()
-
-    def start(self) -> None:
-        try:
-            params = self.params()
-        except EngineError as exc:
-            self.panel.status.setText(str(exc))
-            self.status.emit(str(exc))
-            return
-        if self.state.model is None:
-            self.panel.status.setText("no model loaded")
-            return
-        self.control = Control()
-        self.run_lr = params["lr"]
-        params["control"] = self.control
-        self.run_settings = {k: v for k, v in params.items() if k not in ("control", "image")}
-        self.run_settings["model"] = self.state.model.get("spec")
-        self.result = None
+    def begin_run(self, params: dict[str, Any]) -> str:
         self.images = None
         self.count = 0
-        self.frames_seen = 0
-        self.curve.reset()
         self.curve.show_probability(self.mode == "class" or "class:" in str(params["objective"]))
         self.report.setText("")
         self.analytic.hide()
         self.pane.hide_box()
-        self.panel.gif_button.setEnabled(False)
-        self.panel.set_running(True)
-        self.panel.status.setText(f"running {params['objective']} …")
-        self.submit("maximize", params)
-
-    def stop(self) -> None:
-        """Cancel the running job (honoured within one optimization step)."""
-        if self.control is not None:
-            self.control.resume()
-        if self.jobs.get(""):
-            self.cancel()
-            self.panel.status.setText("stopped")
-        self.panel.set_running(False)
-
-    def _pause_toggled(self, paused: bool) -> None:
-        if self.control is None:
-            return
-        if paused:
-            self.control.pause()
-            self.panel.pause_button.setText("Resume")
-        else:
-            self.control.resume()
-            self.panel.pause_button.setText("Pause")
-
-    def _lr_changed(self, value: float) -> None:
-        if self.control is not None and self.run_lr > 0:
-            self.control.lr_scale = float(value) / self.run_lr
+        return f"running {params['objective']} …"
 
     # ----- events -----------------------------------------------------------------------------------
     def job_frame(self, tag: str, event: Frame) -> None:
@@ -599,11 +328,9 @@ class MaximizeView(GifMixin, View):
             self.images = np.full((count, *images.shape[1:]), 0.5, np.float32)
         self.images[offset : offset + images.shape[0]] = images
         self.count = count
-        self.frames_seen += 1
         prob = info.get("probability")
         self.curve.add(event.step, info.get("loss"), float(np.mean(prob)) if prob else None)
-        if not self._frame_timer.isActive():
-            self._frame_timer.start()
+        self.frame_arrived()
 
     def job_progress(self, tag: str, event: Progress) -> None:
         self.curve.add(event.step, event.loss)
@@ -611,16 +338,12 @@ class MaximizeView(GifMixin, View):
             self.panel.status.setText(f"step {event.step} / {event.total}   objective {event.loss or 0:.4g}")
 
     def job_finished(self, tag: str, event: Finished) -> None:
-        self.panel.set_running(False)
-        if event.reason != "done":
-            self.panel.status.setText("stopped")
+        if not self.finish(event):
             return
-        result = dict(event.result)
-        self.result = result
+        result = self.result or {}
         self.images = np.asarray(result["images"], np.float32)
         self.count = self.images.shape[0]
-        self._frame_timer.stop()
-        self._show_images()
+        self.show_frame()
         losses = result.get("losses") or []
         if losses:
             self.curve.set_curve(losses)
@@ -628,8 +351,7 @@ class MaximizeView(GifMixin, View):
         self._show_extras(result)
 
     def job_failed(self, tag: str, event: Failed) -> None:
-        self.panel.set_running(False)
-        self.panel.status.setText(event.message)
+        super().job_failed(tag, event)
         if self.images is None:
             self.pane.clear_image(event.message)
 
@@ -665,7 +387,7 @@ class MaximizeView(GifMixin, View):
     def grid_cols(self) -> int | None:
         return None
 
-    def _show_images(self) -> None:
+    def show_frame(self) -> None:
         if self.images is None:
             return
         self.pane.set_image(grid(self.images, self.grid_cols()))

@@ -1,0 +1,327 @@
+"""What the live optimization tabs (Maximize, DeepDream) share: the run panel, the curve, GIF export
+and the run life cycle.
+
+LiveRunView runs one engine job at a time with an engine.maximize.Control so Pause/Resume and the
+step size act on the running job; Stop cancels it within one step. Frames arrive as fast as the
+engine makes them; a single-shot timer shows at most ~30 a second (FRAME_INTERVAL_MS). A subclass
+supplies params() (the job's params), begin_run(params) (reset its own display; returns the status
+line), show_frame() (paint the latest frame) and the job_* handlers for its results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import EngineError
+from engine.jobs import Failed, Finished
+from engine.maximize.common import Control
+from engine.maximize.figures import grid
+from gui.views.base import View
+from gui.widgets.fields import double_spin
+
+FRAME_INTERVAL_MS = 33  # at most ~30 pane updates a second
+
+
+class CurvePlot(pg.PlotWidget):
+    """The objective's curve over the steps, with an optional class-probability curve on a right axis."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMenuEnabled(False)
+        self.setMaximumHeight(170)
+        self.setLabel("bottom", "step")
+        self.setLabel("left", "objective")
+        self.showGrid(x=True, y=True, alpha=0.2)
+        self.loss_curve = self.plot([], [], pen=pg.mkPen("#4a90d9", width=2))
+        self.prob_view = pg.ViewBox()
+        self.prob_view.setYRange(0.0, 1.0)
+        self.prob_view.setMouseEnabled(False, False)
+        plot = self.getPlotItem()
+        plot.showAxis("right")
+        plot.scene().addItem(self.prob_view)
+        plot.getAxis("right").linkToView(self.prob_view)
+        plot.getAxis("right").setLabel("probability")
+        self.prob_view.setXLink(plot)
+        self.prob_curve = pg.PlotDataItem(
+            [], [], pen=pg.mkPen("#e0a040", width=1, style=Qt.PenStyle.DashLine)
+        )
+        self.prob_view.addItem(self.prob_curve)
+        plot.vb.sigResized.connect(self._sync)
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.probs: list[float] = []
+        self.show_probability(False)
+
+    def _sync(self) -> None:
+        self.prob_view.setGeometry(self.getPlotItem().vb.sceneBoundingRect())
+
+    def show_probability(self, shown: bool) -> None:
+        self.getPlotItem().getAxis("right").setVisible(shown)
+        self.prob_curve.setVisible(shown)
+
+    def reset(self) -> None:
+        self.steps, self.losses, self.probs = [], [], []
+        self.loss_curve.setData([], [])
+        self.prob_curve.setData([], [])
+
+    def add(self, step: int, loss: float | None, prob: float | None = None) -> None:
+        if loss is None or not np.isfinite(loss):
+            return
+        if self.steps and step <= self.steps[-1]:
+            return
+        self.steps.append(int(step))
+        self.losses.append(float(loss))
+        if prob is not None:
+            self.probs.append(float(prob))
+        self.loss_curve.setData(self.steps, self.losses)
+        if self.probs and len(self.probs) == len(self.steps):
+            self.prob_curve.setData(self.steps, self.probs)
+
+    def set_curve(self, losses: list[float], start: int = 1) -> None:
+        """Replace the streamed points with a run's full curve (step i + start for losses[i])."""
+        self.steps = list(range(start, start + len(losses)))
+        self.losses = [float(v) for v in losses]
+        self.loss_curve.setData(self.steps, self.losses)
+
+
+class RunPanel(QWidget):
+    """Run / Pause / Stop / Export GIF buttons with a live step-size control and a status line."""
+
+    run_clicked = Signal()
+    stop_clicked = Signal()
+    gif_clicked = Signal()
+
+    def __init__(
+        self, lr: float, lr_range: tuple[float, float], decimals: int, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Start (F5)")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.stop_button = QPushButton("Stop")
+        self.gif_button = QPushButton("Export GIF…")
+        self.gif_button.setToolTip("Write the whole run as an animated GIF (with a JSON sidecar)")
+        self.lr = double_spin(lr, lr_range[0], lr_range[1], decimals)
+        self.lr.setToolTip("Step size; changes apply to a running job from its next step")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        buttons = QHBoxLayout()
+        for b in (self.run_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Step size"))
+        row.addWidget(self.lr, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.gif_button)
+        lay.addWidget(self.status)
+        self.run_button.clicked.connect(self.run_clicked)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        self.gif_button.clicked.connect(self.gif_clicked)
+        self.set_running(False)
+        self.gif_button.setEnabled(False)
+
+    def set_running(self, running: bool) -> None:
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.pause_button.setChecked(False)
+
+
+class GifMixin:
+    """Export of a finished run's recorded frames as an animated GIF (needs self.result and gif_settings())."""
+
+    result: dict[str, Any] | None
+
+    def gif_frames(self) -> list[np.ndarray]:
+        if not self.result or not self.result.get("frames"):
+            raise EngineError("no finished run to export as GIF yet")
+        cols = self.grid_cols() if hasattr(self, "grid_cols") else None
+        return [grid(images, cols) for _, images in self.result["frames"]]
+
+    def export_gif(self, path: str | Path, overwrite: bool = False) -> list[Path]:
+        """Write the last run as an animated GIF plus FILE.gif.json (engine.export); returns both paths."""
+        from engine import export
+
+        frames = self.gif_frames()
+        settings = {**self.gif_settings(), "frames": len(frames)}
+        return list(export.write_gif(Path(path), frames, settings, overwrite=overwrite))
+
+    def gif_settings(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        return {}
+
+    def export_gif_dialog(self) -> None:
+        widget: Any = self
+        path, _ = QFileDialog.getSaveFileName(
+            widget, "Export run as GIF", str(Path.home() / "run.gif"), "GIF (*.gif)"
+        )
+        if not path:
+            return
+        try:
+            written = self.export_gif(path, overwrite=True)  # the dialog already asked about overwriting
+        except (EngineError, OSError) as exc:
+            widget.status.emit(f"GIF export failed: {exc}")
+            return
+        widget.status.emit(f"exported {written[0]}")
+
+
+class LiveRunView(GifMixin, View):
+    """A tab that runs one live optimization job (kind `job_kind`) and streams its frames."""
+
+    job_kind = ""
+    panel: RunPanel
+    curve: CurvePlot
+    pane: Any  # gui.widgets.image_pane.ImagePane
+
+    def __init__(self, state, client, parent: QWidget | None = None) -> None:
+        super().__init__(state, client, parent)
+        self.result: dict[str, Any] | None = None
+        self.control: Control | None = None
+        self.run_lr = 1.0
+        self.run_settings: dict[str, Any] = {}
+        self.frames_seen = 0
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
+        self._frame_timer.timeout.connect(self.show_frame)
+
+    def lay_out(self, boxes: list[QWidget], under_pane: list[QWidget], note: QLabel, min_width: int) -> None:
+        """The tab's layout: on the left a scrolling form, the run panel first (so Run / Pause / Stop
+        never scroll out of sight) then `boxes`; on the right self.pane, then `under_pane` in one
+        row (the first widget stretches), then `note`. Wires the run panel."""
+        form = QWidget()
+        fl = QVBoxLayout(form)
+        fl.setContentsMargins(4, 4, 4, 4)
+        for box in (self.panel, *boxes):
+            fl.addWidget(box)
+        fl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(min_width)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.pane, 1)
+        row = QHBoxLayout()
+        for i, widget in enumerate(under_pane):
+            row.addWidget(widget, 1 if i == 0 else 0)
+        rl.addLayout(row)
+        rl.addWidget(note)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.connect_panel()
+
+    def connect_panel(self) -> None:
+        """Wire the run panel (lay_out does it)."""
+        self.panel.run_clicked.connect(self.start)
+        self.panel.stop_clicked.connect(self.stop)
+        self.panel.pause_button.toggled.connect(self._pause_toggled)
+        self.panel.lr.valueChanged.connect(self._lr_changed)
+        self.panel.gif_clicked.connect(self.export_gif_dialog)
+
+    # ----- hooks ---------------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def begin_run(self, params: dict[str, Any]) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def show_frame(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # ----- the run life cycle ------------------------------------------------------------------------
+    def run(self) -> None:
+        """F5: start a run with the form's settings."""
+        self._dirty = False
+        self.start()
+
+    def start(self) -> None:
+        try:
+            params = self.params()
+        except EngineError as exc:
+            self.panel.status.setText(str(exc))
+            self.status.emit(str(exc))
+            return
+        if self.state.model is None:
+            self.panel.status.setText("no model loaded")
+            return
+        self.control = Control()
+        self.run_lr = params["lr"]
+        params["control"] = self.control
+        self.run_settings = {k: v for k, v in params.items() if k not in ("control", "image")}
+        self.run_settings["model"] = self.state.model.get("spec")
+        self.result = None
+        self.frames_seen = 0
+        self.curve.reset()
+        status = self.begin_run(params)
+        self.panel.gif_button.setEnabled(False)
+        self.panel.set_running(True)
+        self.panel.status.setText(status)
+        self.submit(self.job_kind, params)
+
+    def stop(self) -> None:
+        """Cancel the running job (honoured within one optimization step)."""
+        if self.control is not None:
+            self.control.resume()
+        if self.jobs.get(""):
+            self.cancel()
+            self.panel.status.setText("stopped")
+        self.panel.set_running(False)
+
+    def _pause_toggled(self, paused: bool) -> None:
+        if self.control is None:
+            return
+        (self.control.pause if paused else self.control.resume)()
+        self.panel.pause_button.setText("Resume" if paused else "Pause")
+
+    def _lr_changed(self, value: float) -> None:
+        if self.control is not None and self.run_lr > 0:
+            self.control.lr_scale = float(value) / self.run_lr
+
+    def frame_arrived(self) -> None:
+        """Count a frame and schedule its painting (throttled)."""
+        self.frames_seen += 1
+        if not self._frame_timer.isActive():
+            self._frame_timer.start()
+
+    def finish(self, event: Finished) -> bool:
+        """End of the job: True (and self.result set, the final frame shown) when it ran to the end."""
+        self.panel.set_running(False)
+        if event.reason != "done":
+            self.panel.status.setText("stopped")
+            return False
+        self.result = dict(event.result)
+        self._frame_timer.stop()
+        return True
+
+    def job_failed(self, tag: str, event: Failed) -> None:
+        self.panel.set_running(False)
+        self.panel.status.setText(event.message)

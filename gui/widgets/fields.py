@@ -1,0 +1,32 @@
+"""Small form-field factories shared by the views (spin boxes and combo boxes set up in one call)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
+
+
+def combo(items: tuple[tuple[str, str], ...] | tuple[str, ...]) -> QComboBox:
+    """A combo box of (label, data) pairs, or of plain strings that are both."""
+    box = QComboBox()
+    for item in items:
+        label, key = (item, item) if isinstance(item, str) else item
+        box.addItem(label, key)
+    return box
+
+
+def double_spin(value: float, lo: float, hi: float, decimals: int) -> QDoubleSpinBox:
+    """A QDoubleSpinBox on [lo, hi] stepping by its last decimal."""
+    spin = QDoubleSpinBox()
+    spin.setRange(lo, hi)
+    spin.setDecimals(decimals)
+    spin.setSingleStep(10 ** (-decimals) if decimals else 1.0)
+    spin.setValue(value)
+    return spin
+
+
+def int_spin(value: int, lo: int, hi: int) -> QSpinBox:
+    """A QSpinBox on [lo, hi] set to value."""
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    return spin
