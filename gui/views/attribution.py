@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Progress
 from gui import settings as cfg
 from gui.views.base import View
+from gui.widgets.fields import ClippedLabel
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
 
@@ -155,10 +155,8 @@ class AttributionView(View):
         self.coarse_pane.setToolTip(
             "The raw layer map, one square per cell: hover a cell to see its receptive field"
         )
-        self.info = QLabel("")
-        self.info.setWordWrap(True)
+        self.info = ClippedLabel("")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.cell_label = QLabel("")
         self.cell_label.setWordWrap(True)
         self.score_button = QPushButton("Score this map")

@@ -33,6 +33,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -52,6 +53,7 @@ from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame, Progress
 from gui import settings as cfg
 from gui.views.base import View
+from gui.widgets.fields import ClippedLabel
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
 
@@ -287,18 +289,21 @@ class DatasetView(View):
         self.maps_result: dict[str, Any] | None = None
         self.figures: dict[str, np.ndarray] = {}
         self.heat_layout: HeatLayout | None = None
+        self._sourced_for: str | None = None  # the model spec the source was last fitted to
 
         # ----- controls -----
         self.source_box = QComboBox()
         self.source_box.setEditable(True)
         self.source_box.addItems(SOURCES)
-        self.source_box.setMinimumWidth(220)
+        self.source_box.setMinimumWidth(160)
         self.source_box.setToolTip(
             "A folder (labels from sub-folder names), builtin:digits or builtin:shapes?n=N&seed=S"
         )
         self.folder_button = QPushButton("Folder…")
         self.layer_box = QComboBox()
-        self.layer_box.setMinimumWidth(140)
+        self.layer_box.setMinimumWidth(120)
+        self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_box.setMinimumContentsLength(12)
         self.k_box = QSpinBox()
         self.k_box.setRange(1, 64)
         self.k_box.setValue(9)
@@ -314,23 +319,30 @@ class DatasetView(View):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setTextVisible(True)
-        self.progress_bar.setMinimumWidth(160)
-        self.info = QLabel("")
+        self.progress_bar.setMinimumWidth(120)
+        self.info = ClippedLabel("")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar = QHBoxLayout()
+        # two rows, so the Run button is in sight in a 1280 px window: what to scan, then how
+        bar = QGridLayout()
         bar.setContentsMargins(4, 2, 4, 2)
-        bar.addWidget(QLabel("Source"))
-        bar.addWidget(self.source_box, 2)
-        bar.addWidget(self.folder_button)
-        bar.addWidget(QLabel("Layer"))
-        bar.addWidget(self.layer_box, 1)
-        bar.addWidget(QLabel("k"))
-        bar.addWidget(self.k_box)
-        bar.addWidget(QLabel("Crop px"))
-        bar.addWidget(self.cell_box)
-        bar.addWidget(self.run_button)
-        bar.addWidget(self.cancel_button)
-        bar.addWidget(self.progress_bar, 1)
+        bar.setHorizontalSpacing(6)
+        bar.setVerticalSpacing(2)
+        bar.addWidget(QLabel("Source"), 0, 0, Qt.AlignmentFlag.AlignRight)
+        bar.addWidget(self.source_box, 0, 1, 1, 4)
+        bar.addWidget(self.folder_button, 0, 5)
+        bar.addWidget(QLabel("Layer"), 0, 6, Qt.AlignmentFlag.AlignRight)
+        bar.addWidget(self.layer_box, 0, 7)
+        bar.addWidget(QLabel("k"), 1, 0, Qt.AlignmentFlag.AlignRight)
+        bar.addWidget(self.k_box, 1, 1)
+        bar.addWidget(QLabel("Crop px"), 1, 2, Qt.AlignmentFlag.AlignRight)
+        bar.addWidget(self.cell_box, 1, 3)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        bar.addLayout(buttons, 1, 4, 1, 2)
+        bar.addWidget(self.progress_bar, 1, 6, 1, 2)
+        bar.setColumnStretch(4, 2)
+        bar.setColumnStretch(7, 2)
 
         # ----- units page -----
         self.units_pane = ImagePane()
@@ -374,7 +386,7 @@ class DatasetView(View):
         self.compare_button = QPushButton("Compare")
         self.heat_pane = ImagePane()
         self.heat_pane.setToolTip("Rows: classes; columns: units. Click a cell to open the unit")
-        self.heat_label = QLabel("")
+        self.heat_label = ClippedLabel("")
         self.grids_pane = ImagePane()
         self.sep_table = QTableWidget(0, 4)
         self.sep_table.setHorizontalHeaderLabels(["unit", "d", "mean A", "mean B"])
@@ -385,17 +397,20 @@ class DatasetView(View):
         classes = QWidget()
         cl = QVBoxLayout(classes)
         cl.setContentsMargins(2, 2, 2, 2)
-        crow = QHBoxLayout()
-        for text, w in (
-            ("Heatmap", self.heat_mode),
-            ("Statistic", self.stat_box),
-            ("Class A", self.class_a),
-            ("Class B", self.class_b),
+        crow = QGridLayout()  # two rows: the heatmap's look, then the pair of classes to compare
+        crow.setHorizontalSpacing(6)
+        for i, (text, w) in enumerate(
+            (
+                ("Heatmap", self.heat_mode),
+                ("Statistic", self.stat_box),
+                ("Class A", self.class_a),
+                ("Class B", self.class_b),
+            )
         ):
-            crow.addWidget(QLabel(text))
-            crow.addWidget(w)
-        crow.addWidget(self.compare_button)
-        crow.addStretch(1)
+            crow.addWidget(QLabel(text), i // 2, 2 * (i % 2), Qt.AlignmentFlag.AlignRight)
+            crow.addWidget(w, i // 2, 2 * (i % 2) + 1)
+        crow.addWidget(self.compare_button, 1, 4)
+        crow.setColumnStretch(5, 1)
         cl.addLayout(crow)
         self.classes_split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -431,9 +446,11 @@ class DatasetView(View):
         irow.addWidget(QLabel("count"))
         irow.addWidget(self.image_count)
         irow.addWidget(self.show_images_button)
-        irow.addWidget(QLabel("each image beside the map of the channel that fired most"))
         irow.addStretch(1)
         il.addLayout(irow)
+        hint = QLabel("Each image beside the map of the channel that fired most on it.")
+        hint.setWordWrap(True)
+        il.addWidget(hint)
         il.addWidget(self.images_pane, 1)
 
         self.pages = QTabWidget()
@@ -520,8 +537,22 @@ class DatasetView(View):
         if self.state.model is None:
             self._clear("loading engine…" if not self.client.is_ready else "no model")
             return
+        spec = self.state.model.get("spec")
+        if spec != self._sourced_for:
+            self._sourced_for = spec
+            self._fit_source()
         self._fill_layers()
         self.lookup()
+
+    def _fit_source(self) -> None:
+        """On a new model, swap a built-in source for the one that matches its input channels."""
+        if self.source not in SOURCES:
+            return  # the user's own folder or list stays
+        shape = tuple(self.state.model.get("input_shape") or ()) if self.state.model else ()
+        channels = int(shape[-1] or 3) if shape else 3
+        fitting = SOURCES[0] if channels == 1 else SOURCES[1]
+        if self.source != fitting:
+            self.set_source(fitting)
 
     def _params(self) -> dict[str, Any]:
         return {"source": self.source, "layer": self.layer, "k": self.k}
@@ -647,10 +678,9 @@ class DatasetView(View):
         text = f"{result.layer}: {result.units} units, top {result.k} of {scanned:,} images ({how})"
         if result.skipped:
             text += f"; {len(result.skipped)} skipped"
-            self.info.setToolTip("\n".join(m for _, m in result.skipped[:20]))
-        else:
-            self.info.setToolTip("")
-        self.info.setText(text)
+        self.info.setText(text)  # its tooltip: the whole line, then why images were skipped
+        if result.skipped:
+            self.info.setToolTip("\n".join([text, *(m for _, m in result.skipped[:20])]))
         self.progress_bar.setRange(0, max(result.total, 1))
         self.progress_bar.setValue(result.done)
         self.progress_bar.setFormat(f"{result.done:,}/{result.total:,} images")

@@ -362,6 +362,11 @@ class MaximizeView(LiveRunView):
             lines.append(
                 f"objective {start[0]:.4g} → {end[0]:.4g} over {len(result.get('losses') or ())} steps"
             )
+            if abs(end[0] - start[0]) <= 1e-6 + 1e-3 * abs(start[0]):
+                lines.append(
+                    "the objective did not move: the unit is silent for this start and gets no gradient "
+                    "(a ReLU that never fires?). Try “Before the ReLU”, another start, or another unit."
+                )
         elif end:
             lines.append(f"{len(end)} images; mean objective {np.mean(start):.4g} → {np.mean(end):.4g}")
         report = result.get("report") or []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSizePolicy, QSpinBox, QWidget
 
 
 def combo(items: tuple[tuple[str, str], ...] | tuple[str, ...]) -> QComboBox:
@@ -30,3 +30,16 @@ def int_spin(value: int, lo: int, hi: int) -> QSpinBox:
     spin.setRange(lo, hi)
     spin.setValue(value)
     return spin
+
+
+class ClippedLabel(QLabel):
+    """A one-line label that never widens its layout: long text is clipped and shown whole as its tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.setToolTip(text)

@@ -156,3 +156,25 @@ def test_no_model_and_bad_source_messages(qtbot, view):
     qtbot.waitUntil(lambda: v.run_button.isEnabled(), timeout=30_000)
     assert "not found" in v.info.text()
     assert v.result is None
+
+
+def test_builtin_source_follows_the_models_input_channels(qtbot, view, dataset_folder):
+    """digits for a one-channel model, shapes for a colour one; the user's own folder is kept."""
+    from gui.views.dataset import SOURCES
+
+    v = view
+    assert v.source == SOURCES[0]  # the tiny digits-shaped model takes one channel
+    got = {}
+    request = Request("load_model", {"spec": "builtin:shapes"}, owner="test")
+    v.client.finished.connect(
+        lambda e: got.setdefault("model", e.result) if e.job_id == request.job_id else None
+    )
+    v.client.submit(request)
+    qtbot.waitUntil(lambda: "model" in got, timeout=60_000)
+    shapes_summary = got["model"]
+    digits_summary = v.state.model
+    v.state.set_model(shapes_summary)
+    assert v.source == SOURCES[1]
+    v.set_source(str(dataset_folder))
+    v.state.set_model(digits_summary)
+    assert v.source == str(dataset_folder)

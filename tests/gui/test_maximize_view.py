@@ -92,6 +92,7 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
     assert len(view.curve.steps) == 40 and view.curve.losses[-1] > view.curve.losses[0]
     assert not view.panel.stop_button.isEnabled() and view.panel.gif_button.isEnabled()
     assert view.analytic.isVisibleTo(view)  # conv1 reads the input: the analytic maximizer is shown
+    assert "objective" in view.report.text() and "did not move" not in view.report.text()
     image, settings = view.export_image()
     assert image.dtype == np.uint8 and image.shape == (28, 28, 3)
     assert settings["objective"] == "conv1:3" and settings["kind"] == "maximize"
@@ -99,6 +100,14 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
     assert written[0].exists() and json.loads(written[1].read_text())["settings"]["frames"] >= 2
     with pytest.raises(Exception, match="exists"):
         view.export_gif(tmp_path / "run.gif")
+
+
+def test_a_silent_unit_gets_a_hint(maximize_view) -> None:
+    """A run whose objective never moved (no gradient: a ReLU that never fires) says so and what to try."""
+    maximize_view._show_extras({"start_objective": [4.9e-6], "objective": [4.9e-6], "losses": [4.9e-6] * 20})
+    assert "did not move" in maximize_view.report.text() and "Before the ReLU" in maximize_view.report.text()
+    maximize_view._show_extras({"start_objective": [0.1], "objective": [2.5], "losses": [0.1, 2.5]})
+    assert "did not move" not in maximize_view.report.text()
 
 
 def test_all_channels_fill_the_grid_chunk_by_chunk(maximize_view, qtbot, monkeypatch):
