@@ -54,7 +54,12 @@ def test_bf16_copy_of_a_nested_model_with_batchnorm() -> None:
     b = layers.Conv2D(8, 3, strides=2, activation="relu", name="c2")(b)
     base = keras.Model(b_in, b, name="base")
     model = keras.Sequential(
-        [keras.Input((20, 20, 3)), base, layers.GlobalAveragePooling2D(), layers.Dense(4, activation="softmax")],
+        [
+            keras.Input((20, 20, 3)),
+            base,
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(4, activation="softmax"),
+        ],
         name="outer",
     )
     bn = base.get_layer("bn")
