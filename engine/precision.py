@@ -115,30 +115,18 @@ def _clone_layer(layer: Any, policy: str) -> Any:
 def _build(h: Any) -> Any:
     import keras
 
-    from engine.graph import PreActivation
-
     source = keras.Model(h.flat_input, h.logits, name="convscope_logits")
     logits_layer = h.logits._keras_history[0]
     layers = [layer for layer in source.layers if not isinstance(layer, keras.layers.InputLayer)]
     if any(isinstance(layer, keras.Model) for layer in layers):
         raise EngineError("the model holds a layer Convscope cannot copy (an opaque SavedModel)")
-    clones: dict[int, Any] = {}
 
-    def clone(layer: Any) -> Any:
+    def clone(layer: Any) -> Any:  # built and holding its weights already (_clone_layer)
         if isinstance(layer, keras.layers.InputLayer):
             return layer
-        new = _clone_layer(layer, _policy(layer, logits_layer))
-        clones[id(layer)] = new
-        return new
+        return _clone_layer(layer, _policy(layer, logits_layer))
 
     copy = keras.models.clone_model(source, clone_function=clone)
-    # weights again, now that every clone is built by the call inside clone_model
-    for layer in layers:
-        new = clones.get(id(layer))
-        target = new.inner if isinstance(new, PreActivation) else new
-        original = layer.inner if isinstance(layer, PreActivation) else layer
-        if original.weights:
-            target.set_weights(original.get_weights())
     _probe(h, source, copy)
     return copy
 
