@@ -14,25 +14,42 @@ field (r, j, o) of its input to::
 applies this per axis, with TensorFlow's asymmetric 'same' padding computed
 from each layer's actual input size. Pointwise layers keep the field; layers
 that merge several inputs (Add, Concatenate, ...) take the union box of their
-inputs' fields when the strides agree. Inputs that carry no spatial structure
-(a squeeze-and-excitation gate broadcast from a 1x1 map, a vector) are global
-context shared by every cell alike and are left out of the union.
+inputs' fields when the strides agree.
+
+Global context. A branch that reduces over the spatial axes makes every cell
+depend on every input pixel: a squeeze-and-excitation gate (global pooling,
+1x1 convs or Dense, multiplied back), any global pooling or spatial reduction
+broadcast back, attention over all positions, a normalization whose statistics
+span the spatial axes (GroupNormalization, LayerNormalization over H or W), a
+Flatten/Dense result reshaped back to a map. Such a branch is left out of the
+box and sets ``global_context`` instead, which every later cell fed by it
+inherits. The box is the *local* field, through the spatial path only: it is
+what hover outlines, crops and CAM projection use. A tensor that has no local
+path at all (the output of global pooling or Dense, an SE conv on a 1x1 map)
+depends on the whole image: its field is the whole input, ``global_context``
+set (see ``ReceptiveField``). Marking a branch global is conservative: attention
+restricted to some axes, or a Dense applied per position after flattening the
+positions, is marked global too.
 
 The field is the set of input pixels a cell *can* depend on; the gradient
 support of a cell in the network made linear with positive weights is exactly
-this box clipped to the image (the tests check that on real architectures).
+this box clipped to the image, or the whole image when ``global_context`` is
+set (the tests check both on real architectures).
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.errors import EngineError
 
-__all__ = ["ReceptiveField", "field_of_tensor", "receptive_field"]
+__all__ = ["GLOBAL_CONTEXT_NOTE", "ReceptiveField", "field_of_tensor", "receptive_field"]
+
+# What notes append to a field description when global_context is set.
+GLOBAL_CONTEXT_NOTE = "plus global context"
 
 
 @dataclass(frozen=True)
@@ -42,11 +59,33 @@ class ReceptiveField:
     Coordinates are integer pixel edges: pixel i covers [i, i + 1) and its
     centre lies at i + 0.5. A box (top, left, bottom, right) holds the pixels
     top <= row < bottom and left <= col < right.
+
+    global_context: a global branch (squeeze-and-excitation, global pooling
+    broadcast back, attention over all positions, ...) feeds the cell, so it
+    depends on every input pixel, not only on its box. The box is then the
+    local field through the spatial path, which is what hover, crops and CAM
+    projection use. A layer with no local path at all (global pooling, Dense,
+    the convs of an SE gate on a 1x1 map) has the whole input as its box:
+    size = the input's (H, W), offset (0, 0), stride (H, W) along an axis of
+    one cell, 0 along an axis of several cells (each cell sees the whole
+    image), and global_context True. A vector output counts as one cell (0, 0).
     """
 
     size: tuple[int, int]  # (ry, rx) in input pixels
     stride: tuple[int, int]  # (sy, sx) input pixels between neighbouring cells
     offset: tuple[int, int]  # (oy, ox) top-left of cell (0, 0)'s field; may be negative
+    global_context: bool = False  # a global branch feeds every cell besides the box
+
+    def __repr__(self) -> str:
+        extra = ", global_context=True" if self.global_context else ""
+        return f"ReceptiveField(size={self.size}, stride={self.stride}, offset={self.offset}{extra})"
+
+    def describe(self) -> str:
+        """Short note for hover text: "14×14 px, stride 2", with " plus global context" when set."""
+        ry, rx = self.size
+        sy, sx = self.stride
+        text = f"{ry}×{rx} px, stride {sy}" if sy == sx else f"{ry}×{rx} px, stride {sy}×{sx}"
+        return f"{text} {GLOBAL_CONTEXT_NOTE}" if self.global_context else text
 
     def box(self, y: int, x: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) of cell (y, x)'s field, bottom/right exclusive, not clipped."""
@@ -82,21 +121,31 @@ class ReceptiveField:
 
 @dataclass(frozen=True)
 class _Field:
-    """Per-axis (size, stride, offset) for the two spatial axes."""
+    """Per-axis (size, stride, offset) of the local field, and whether a global branch also feeds it."""
 
     r: tuple[int, int]
     j: tuple[int, int]
     o: tuple[int, int]
+    g: bool = False
 
     def public(self) -> ReceptiveField:
-        return ReceptiveField(size=self.r, stride=self.j, offset=self.o)
+        return ReceptiveField(size=self.r, stride=self.j, offset=self.o, global_context=self.g)
 
 
 _IDENTITY = _Field(r=(1, 1), j=(1, 1), o=(0, 0))
-# A tensor with no spatial axes (or derived from one): every position depends on the whole input.
+# Every position depends on the whole input and there is no local path (global pooling, Dense, ...).
 _GLOBAL = "global"
+# Depends on no input pixel at all (an input without spatial axes, e.g. a side vector).
+_NONE = "none"
 
-_Value = Any  # _Field | _GLOBAL
+_Value = Any  # _Field | _GLOBAL | _NONE
+
+
+def _with_global(value: _Value) -> _Value:
+    """`value` with global context added (a local field keeps its box)."""
+    if isinstance(value, _Field):
+        return value if value.g else replace(value, g=True)
+    return _GLOBAL
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -154,16 +203,12 @@ def _apply_window(
         r.append(field.r[axis] + (k_eff - 1) * field.j[axis])
         j.append(field.j[axis] * s)
         o.append(field.o[axis] - pad * field.j[axis])
-    return _Field(r=tuple(r), j=tuple(j), o=tuple(o))
+    return _Field(r=tuple(r), j=tuple(j), o=tuple(o), g=field.g)
 
 
 def _shift(field: _Field, before: tuple[int, int]) -> _Field:
     """Add `before` pixels (negative: remove) ahead of each axis, as ZeroPadding2D does."""
-    return _Field(
-        r=field.r,
-        j=field.j,
-        o=(field.o[0] - before[0] * field.j[0], field.o[1] - before[1] * field.j[1]),
-    )
+    return replace(field, o=(field.o[0] - before[0] * field.j[0], field.o[1] - before[1] * field.j[1]))
 
 
 def _union(fields: list[_Field], op: Any) -> _Field:
@@ -177,7 +222,7 @@ def _union(fields: list[_Field], op: Any) -> _Field:
             )
     top = tuple(min(f.o[a] for f in fields) for a in range(2))
     end = tuple(max(f.o[a] + f.r[a] for f in fields) for a in range(2))
-    return _Field(r=(end[0] - top[0], end[1] - top[1]), j=first.j, o=top)
+    return _Field(r=(end[0] - top[0], end[1] - top[1]), j=first.j, o=top, g=any(f.g for f in fields))
 
 
 # ---------------------------------------------------------------------------
@@ -204,12 +249,14 @@ class _Walker:
     """Computes fields of tensors of one graph, memoized per tensor id.
 
     `seeds` maps ids of a nested model's input tensors to the fields of the
-    outer tensors they were called on.
+    outer tensors they were called on. `input_hw` is the (H, W) of the first
+    image input reached: the size of a whole-image field.
     """
 
     def __init__(self, seeds: dict[int, _Value] | None = None) -> None:
         self._memo: dict[int, _Value] = dict(seeds or {})
         self._keep: list[Any] = []  # keeps memoized tensors alive so their ids stay unique
+        self.input_hw: tuple[int | None, int | None] | None = None
 
     def field(self, tensor: Any) -> _Value:
         stack = [tensor]
@@ -220,7 +267,10 @@ class _Walker:
                 continue
             hist = _history(t)
             if hist is None:
-                self._store(t, _IDENTITY if _spatial(t) is not None else _GLOBAL)
+                hw = _spatial(t)
+                if hw is not None and self.input_hw is None:
+                    self.input_hw = hw
+                self._store(t, _IDENTITY if hw is not None else _NONE)
                 stack.pop()
                 continue
             op, node = hist
@@ -246,15 +296,17 @@ class _Walker:
             raise EngineError(f"layer {_layer_desc(op)} is channels_first; only channels_last is supported")
         if isinstance(op, keras.Model):
             return self._nested(op, node, out, inputs)
+        if all(value is _NONE for value in inputs):
+            return _NONE  # computed from inputs that carry no image
         if _spatial(out) is None:
-            return _GLOBAL
+            return _GLOBAL  # a vector (or sequence) computed from the image: global pooling, Flatten, Dense
         in_tensor = node.input_tensors[0]
         first = inputs[0]
         if isinstance(op, layers.Conv2DTranspose):
             raise EngineError(f"layer {_layer_desc(op)}: transposed convolutions are not supported")
         if isinstance(op, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)):
-            if first is _GLOBAL:
-                return _GLOBAL
+            if not isinstance(first, _Field):
+                return first
             return _apply_window(
                 first,
                 op,
@@ -265,8 +317,8 @@ class _Walker:
                 op.padding,
             )
         if isinstance(op, (layers.MaxPooling2D, layers.AveragePooling2D)):
-            if first is _GLOBAL:
-                return _GLOBAL
+            if not isinstance(first, _Field):
+                return first
             strides = op.strides if op.strides is not None else op.pool_size
             return _apply_window(
                 first, op, in_tensor, _pair(op.pool_size), _pair(strides), (1, 1), op.padding
@@ -274,13 +326,13 @@ class _Walker:
         if isinstance(op, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
             return _GLOBAL
         if isinstance(op, layers.ZeroPadding2D):
-            if first is _GLOBAL:
-                return _GLOBAL
+            if not isinstance(first, _Field):
+                return first
             (top, _), (left, _) = op.padding
             return _shift(first, (int(top), int(left)))
         if isinstance(op, layers.Cropping2D):
-            if first is _GLOBAL:
-                return _GLOBAL
+            if not isinstance(first, _Field):
+                return first
             (top, _), (left, _) = op.cropping
             return _shift(first, (-int(top), -int(left)))
         if isinstance(op, (layers.UpSampling2D, layers.Resizing)) or "Transpose" in name:
@@ -289,20 +341,32 @@ class _Walker:
             )
         if isinstance(op, layers.Permute) and tuple(op.dims)[:2] != (1, 2):
             raise EngineError(f"layer {_layer_desc(op)} permutes the spatial axes; not supported")
-        return self._pointwise(op, node, out, inputs)
+        if _mixes_all_positions(op):
+            # attention over the positions, statistics over the spatial axes: the cell itself (the query,
+            # the normalized value) is local, everything it is combined with is global
+            return _with_global(self._pointwise(op, node, out, inputs[:1], node.input_tensors[:1]))
+        return self._pointwise(op, node, out, inputs, node.input_tensors)
 
-    def _pointwise(self, op: Any, node: Any, out: Any, inputs: list[_Value]) -> _Value:
-        """Any other operation: pointwise (or a merge of pointwise inputs) if it keeps the spatial shape."""
+    def _pointwise(self, op: Any, node: Any, out: Any, inputs: list[_Value], tensors: list[Any]) -> _Value:
+        """Any other operation: pointwise (or a merge of pointwise inputs) if it keeps the spatial shape.
+
+        Inputs with no local field (a squeeze-and-excitation gate, a reduction broadcast from a 1x1 map,
+        a vector, a Dense result reshaped to a map) are global context, the same for every cell: they
+        are left out of the union box and set the global flag.
+        """
         out_hw = _spatial(out)
         local: list[_Field] = []
-        for tensor, value in zip(node.input_tensors, inputs):
+        glob = False
+        for tensor, value in zip(tensors, inputs):
             in_hw = _spatial(tensor)
-            if value is _GLOBAL or in_hw is None:
+            if value is _NONE:
                 continue
-            if in_hw == out_hw:
+            if value is _GLOBAL or in_hw is None:
+                glob = True
+            elif in_hw == out_hw:
                 local.append(value)
             elif in_hw == (1, 1):
-                continue  # broadcast from a 1x1 map: global context, the same for every cell
+                glob = True  # broadcast from a 1x1 map: global context, the same for every cell
             elif out_hw == (1, 1):
                 return _GLOBAL  # a reduction over the spatial axes (keras.ops.mean, ...)
             else:
@@ -311,10 +375,9 @@ class _Walker:
                     f"receptive fields through {type(op).__name__} are not supported"
                 )
         if not local:
-            return _GLOBAL
-        if len(local) == 1:
-            return local[0]
-        return _union(local, op)
+            return _GLOBAL if glob else _NONE
+        merged = local[0] if len(local) == 1 else _union(local, op)
+        return _with_global(merged) if glob else merged
 
     def _nested(self, model: Any, node: Any, out: Any, inputs: list[_Value]) -> _Value:
         """A model called as a layer: walk its own graph, seeded with the fields of the call's inputs."""
@@ -328,42 +391,84 @@ class _Walker:
         return walker.field(inner_outputs[tensor_index])
 
 
+def _spatial_axes(axis: Any) -> bool:
+    """Whether a layer's `axis` argument (int or sequence, of a rank-4 tensor) names H or W."""
+    axes = [axis] if isinstance(axis, int) else list(axis or [])
+    return any(int(a) % 4 in (1, 2) for a in axes)
+
+
+def _mixes_all_positions(op: Any) -> bool:
+    """Layers that keep the map's shape but combine each cell with every position of the map."""
+    import keras
+
+    layers = keras.layers
+    attention = tuple(
+        getattr(layers, n) for n in ("MultiHeadAttention", "GroupQueryAttention") if hasattr(layers, n)
+    )
+    if attention and isinstance(op, attention):
+        return True
+    if isinstance(op, layers.GroupNormalization):
+        return True  # mean and variance over (H, W, channels of the group)
+    if isinstance(op, (layers.LayerNormalization, layers.UnitNormalization, layers.Softmax)):
+        return _spatial_axes(getattr(op, "axis", -1))
+    return False
+
+
 def _describe(tensor: Any) -> str:
     hist = getattr(tensor, "_keras_history", None)
     op = getattr(hist, "operation", None)
     return getattr(op, "name", None) or getattr(tensor, "name", "tensor")
 
 
+def _whole_image(tensor: Any, input_hw: Any, name: str) -> ReceptiveField:
+    """The field of a tensor with no local path: every cell sees the whole input."""
+    if input_hw is None or None in input_hw:
+        raise EngineError(
+            f"layer {name} depends on the whole input, whose size is unknown; "
+            "build the model with a fixed input shape"
+        )
+    cells = _spatial(tensor) or (1, 1)
+    size = (int(input_hw[0]), int(input_hw[1]))
+    stride = tuple(size[a] if cells[a] == 1 else 0 for a in range(2))
+    return ReceptiveField(size=size, stride=stride, offset=(0, 0), global_context=True)
+
+
+def _field(tensor: Any, name: str) -> ReceptiveField:
+    if not hasattr(tensor, "_keras_history") and not hasattr(tensor, "shape"):
+        raise EngineError(f"expected a symbolic Keras tensor, got {type(tensor).__name__}")
+    walker = _Walker()
+    value = walker.field(tensor)
+    if value is _NONE:
+        raise EngineError(f"layer {name} has no spatial extent: it does not depend on the input image")
+    if value is _GLOBAL:
+        return _whole_image(tensor, walker.input_hw, name)
+    return value.public()
+
+
 def field_of_tensor(tensor: Any) -> ReceptiveField:
     """Receptive field of each cell of `tensor`, a channels-last KerasTensor of a functional graph.
 
-    Raises EngineError when the tensor has no spatial axes (after Flatten,
-    global pooling or Dense) or when the path to the input holds a layer whose
-    field cannot be computed exactly (transposed convolution, resampling,
-    merged inputs of different strides, an unknown layer that changes the
-    spatial shape).
+    A tensor that depends on the whole input with no local path (after global
+    pooling, Flatten or Dense, or a map computed from such a tensor) gets the
+    whole input as its field, global_context set; a vector counts as one cell.
+    Raises EngineError when the tensor does not depend on the image at all,
+    when such a whole-image field has no known size, or when the path to the
+    input holds a layer whose field cannot be computed exactly (transposed
+    convolution, resampling, merged inputs of different strides, an unknown
+    layer that changes the spatial shape).
     """
-    if not hasattr(tensor, "_keras_history") and not hasattr(tensor, "shape"):
-        raise EngineError(f"expected a symbolic Keras tensor, got {type(tensor).__name__}")
-    value = _Walker().field(tensor)
-    if value is _GLOBAL or _spatial(tensor) is None:
-        raise EngineError(f"layer {_describe(tensor)} has no spatial extent")
-    return value.public()
+    return _field(tensor, _describe(tensor))
 
 
 def receptive_field(h: Any, layer: str) -> ReceptiveField:
     """Receptive field of the cells of `layer` (a path such as "conv3" or "vgg16/block5_conv3") of model `h`.
 
-    Raises LayerNotFound for an unknown path and EngineError for a layer with
-    no spatial extent (Dense after Flatten or global pooling).
+    Layers after a global branch have global_context set; global pooling, Dense
+    and the convs of a squeeze-and-excitation gate have the whole input as
+    their field. Raises LayerNotFound for an unknown path and EngineError for
+    a layer whose field cannot be computed (see field_of_tensor).
     """
-    tensor = h.symbolic(layer)
-    try:
-        return field_of_tensor(tensor)
-    except EngineError as err:
-        if "has no spatial extent" in str(err):
-            raise EngineError(f"layer {layer} has no spatial extent") from None
-        raise
+    return _field(h.symbolic(layer), layer)
 
 
 class _CallableModule(types.ModuleType):

@@ -20,6 +20,10 @@ Mappings (coordinates are continuous: pixel p spans [p, p + 1)):
 - ``bilinear``: the plain resize notebooks use (cell i at (i + 0.5) * H / h,
   half-pixel centres, edges held), kept for comparison.
 
+A layer computed from a global branch alone (a Dense result reshaped to a map)
+has a whole-image field with stride 0: every cell covers every pixel, so each
+mapping but ``bilinear`` gives every pixel the mean of the cells.
+
 When the model's input is a resized photo, the maps are built directly on the
 photo's grid: photo pixel P spans [P * Hm / Hp, (P + 1) * Hm / Hp) in model-input
 coordinates, and ``roi``/``gaussian`` weight each cell by the overlap of that span
@@ -82,6 +86,9 @@ def _axis_interp(positions: np.ndarray, n_model: int, n_out: int) -> np.ndarray:
         weight[:, 0] = 1.0
         return weight
     step = positions[1] - positions[0]
+    if step == 0:  # every cell at the same place (a whole-image field, stride 0): their mean
+        weight[:] = 1.0 / n
+        return weight
     t = np.clip((mid - positions[0]) / step, 0.0, n - 1)
     i0 = np.minimum(np.floor(t).astype(int), n - 2)
     frac = t - i0

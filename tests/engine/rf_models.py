@@ -99,8 +99,43 @@ def mismatched_model() -> keras.Model:
     return keras.Model(inp, out, name="mismatched")
 
 
-def linear_copy(model: keras.Model, seed: int = 0) -> keras.Model:
-    """The model with activations removed, max pooling averaged and positive kernels (dense gradients)."""
+def se_model(excite: bool = True) -> keras.Model:
+    """Two strided convs, an EfficientNet-style squeeze-and-excitation gate, and a conv after it.
+
+    The gate: global average pooling, a reshape to 1x1, a reducing and an expanding
+    1x1 conv (sigmoid), multiplied back onto the map. excite=False builds the same
+    layers without the multiply (the gate is computed but feeds nothing): the
+    local path alone.
+    """
+    inp = keras.Input((24, 24, 2), name="image")
+    x = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c1")(inp)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="c2")(x)
+    g = layers.GlobalAveragePooling2D(name="se_squeeze")(x)
+    g = layers.Reshape((1, 1, 4), name="se_reshape")(g)
+    g = layers.Conv2D(2, 1, activation="relu", name="se_reduce")(g)
+    g = layers.Conv2D(4, 1, activation="sigmoid", name="se_expand")(g)
+    if excite:
+        x = layers.Multiply(name="se_excite")([x, g])
+    y = layers.Conv2D(4, 3, name="after")(x)
+    outputs = [y, g] if excite else [y, g, x]
+    return keras.Model(inp, outputs, name="se" if excite else "se_local")
+
+
+class StoppedGlobalAveragePooling2D(layers.GlobalAveragePooling2D):
+    """Global average pooling whose output is a constant for the gradient: a global branch cut off."""
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.stop_gradient(super().call(inputs))
+
+
+def linear_copy(model: keras.Model, seed: int = 0, stop_global: bool = False) -> keras.Model:
+    """The model with activations removed, max pooling averaged and positive kernels (dense gradients).
+
+    Dense kernels are made positive too, so a squeeze-and-excitation gate has a
+    dense gradient as long as the input is positive (empirical_boxes' fill).
+    stop_global=True cuts global average pooling off the gradient: the support
+    is then that of the local path alone.
+    """
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
@@ -108,6 +143,8 @@ def linear_copy(model: keras.Model, seed: int = 0) -> keras.Model:
             return layers.Identity(name=layer.name)
         if isinstance(layer, layers.MaxPooling2D):
             return layers.AveragePooling2D.from_config(config)
+        if stop_global and isinstance(layer, layers.GlobalAveragePooling2D):
+            return StoppedGlobalAveragePooling2D.from_config(config)
         if "activation" in config:
             config["activation"] = "linear"
         return layer.__class__.from_config(config)
@@ -118,31 +155,36 @@ def linear_copy(model: keras.Model, seed: int = 0) -> keras.Model:
         for var in layer.weights:
             name = var.name.rsplit("/", 1)[-1]
             shape = tuple(var.shape)
-            if len(shape) != 4:
+            if len(shape) != 4 and not (len(shape) == 2 and name == "kernel"):
                 continue
             value = rng.uniform(0.5, 1.5, size=shape)
             # each output channel averages its inputs: activations stay O(1) however deep the net
-            axes = (0, 1) if name == "depthwise_kernel" else (0, 1, 2)
+            depthwise = name == "depthwise_kernel" or isinstance(layer, layers.DepthwiseConv2D)
+            axes = (0, 1) if depthwise else tuple(range(len(shape) - 1))
             var.assign((value / value.sum(axis=axes, keepdims=True)).astype(np.float32))
     return lin
 
 
 def empirical_boxes(
-    lin: keras.Model, target: str | int, cells: list[tuple[int, int]]
+    lin: keras.Model, target: str | int, cells: list[tuple[int, int]], fill: float = 0.0
 ) -> list[tuple[int, int, int, int]]:
     """Bounding box (top, left, bottom, right) of the input-gradient support of each cell of `target`.
 
     target: a layer name of `lin`, or the index of one of its outputs. All cells go
-    through one forward/backward pass, one batch element per cell.
+    through one forward/backward pass, one batch element per cell, at a constant
+    input `fill` (positive where the model multiplies maps, as a gate does: at 0 the
+    product's gradient vanishes).
     """
     tensor = lin.get_layer(target).output if isinstance(target, str) else lin.outputs[target]
     sub = keras.Model(lin.inputs, tensor)
     n = len(cells)
-    x = tf.zeros((n, *lin.inputs[0].shape[1:]))
-    out_shape = tuple(tensor.shape[1:3])
-    mask = np.zeros((n, *out_shape, 1), np.float32)
-    for b, (cy, cx) in enumerate(cells):
-        mask[b, cy, cx, 0] = 1.0
+    x = tf.fill((n, *lin.inputs[0].shape[1:]), float(fill))
+    if len(tensor.shape) == 2:  # a vector (global pooling, Flatten, Dense): one cell, all its units
+        mask = np.ones((n, tensor.shape[1]), np.float32)
+    else:
+        mask = np.zeros((n, *tuple(tensor.shape[1:3]), 1), np.float32)
+        for b, (cy, cx) in enumerate(cells):
+            mask[b, cy, cx, 0] = 1.0
     with tf.GradientTape() as tape:
         tape.watch(x)
         objective = tf.reduce_sum(sub(x, training=False) * mask)

@@ -8,13 +8,14 @@ cells of every layer tested.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import keras
 import pytest
 
 from engine.errors import EngineError, LayerNotFound
-from engine.receptive_field import ReceptiveField, field_of_tensor, receptive_field
+from engine.receptive_field import GLOBAL_CONTEXT_NOTE, ReceptiveField, field_of_tensor, receptive_field
 
 try:
     from tests.engine import rf_models
@@ -38,6 +39,25 @@ def check_against_gradients(model: keras.Model, targets: list, lin: keras.Model 
         empirical = rf_models.empirical_boxes(lin, target, cells)
         computed = [field.box_clipped(y, x, image_hw) for y, x in cells]
         assert computed == empirical, f"{model.name}/{target}: {field} cells {cells}"
+
+
+def check_global_against_gradients(model: keras.Model, targets: list[str], fill: float) -> None:
+    """For layers fed by a global branch: whole-image gradient support, local box = support with it cut.
+
+    fill: the constant input; it must keep activations O(1) through the multiplied gates (no underflow).
+    """
+    lin = rf_models.linear_copy(model)
+    cut = rf_models.linear_copy(model, stop_global=True)
+    image_hw = tuple(model.inputs[0].shape[1:3])
+    whole = (0, 0, *image_hw)
+    for target in targets:
+        tensor = model.get_layer(target).output
+        field = field_of_tensor(tensor)
+        assert field.global_context, target
+        cells = rf_models.probe_cells(tuple(tensor.shape[1:3]))
+        assert rf_models.empirical_boxes(lin, target, cells, fill=fill) == [whole] * len(cells), target
+        local = [field.box_clipped(y, x, image_hw) for y, x in cells]
+        assert rf_models.empirical_boxes(cut, target, cells, fill=fill) == local, f"{target}: {field}"
 
 
 # ----------------------------------------------------------------------------- ReceptiveField
@@ -66,6 +86,23 @@ def test_field_is_frozen_and_comparable() -> None:
     assert rf == ReceptiveField(size=(3, 3), stride=(1, 1), offset=(0, 0))
     with pytest.raises(AttributeError):
         rf.size = (1, 1)  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        rf.global_context = True  # type: ignore[misc]
+
+
+def test_global_context_flag_and_text() -> None:
+    local = ReceptiveField((14, 14), (2, 2), (0, 0))
+    wider = ReceptiveField((14, 14), (2, 2), (0, 0), True)
+    assert local.global_context is False and wider.global_context is True
+    assert local != wider  # same box, but one cell also sees the whole image
+    assert repr(local) == "ReceptiveField(size=(14, 14), stride=(2, 2), offset=(0, 0))"
+    assert repr(wider).endswith("global_context=True)")
+    assert local.describe() == "14×14 px, stride 2"
+    assert wider.describe() == "14×14 px, stride 2 plus global context"
+    assert GLOBAL_CONTEXT_NOTE == "plus global context"
+    assert ReceptiveField((3, 5), (1, 2), (0, 0)).describe() == "3×5 px, stride 1×2"
+    # the box does not change with the flag
+    assert wider.box(1, 2) == local.box(1, 2) and wider.center(3, 0) == local.center(3, 0)
 
 
 # ----------------------------------------------------------------------------- 1. builtin:shapes
@@ -81,13 +118,31 @@ def test_shapes_stack_numbers_and_gradients() -> None:
     assert field_of_tensor(model.get_layer("pool1").output) == ReceptiveField((6, 6), (2, 2), (0, 0))
     assert field_of_tensor(model.get_layer("pool2").output) == ReceptiveField((16, 16), (4, 4), (0, 0))
     check_against_gradients(model, ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2"])
+    for name in ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2"):
+        assert not field_of_tensor(model.get_layer(name).output).global_context, name
 
 
-def test_no_spatial_extent_after_flatten_and_dense() -> None:
+def test_flatten_and_dense_see_the_whole_image() -> None:
     model = rf_models.shapes_model()
+    whole = ReceptiveField((128, 128), (128, 128), (0, 0), global_context=True)
+    lin = rf_models.linear_copy(model)
     for name in ("flatten", "dense1", "predictions"):
-        with pytest.raises(EngineError, match="has no spatial extent"):
-            field_of_tensor(model.get_layer(name).output)
+        assert field_of_tensor(model.get_layer(name).output) == whole, name
+        # a vector is one cell: the support of all its units together (one Dense unit alone: the same)
+        assert rf_models.empirical_boxes(lin, name, [(0, 0)]) == [whole.box_clipped(0, 0, (128, 128))]
+
+
+def test_no_image_dependence_raises() -> None:
+    """A tensor computed only from an input without spatial axes has no receptive field."""
+    image = keras.Input((12, 12, 2))
+    side = keras.Input((3,))
+    s = layers.Dense(4, name="side_fc")(side)
+    with pytest.raises(EngineError, match="does not depend on the input image"):
+        field_of_tensor(s)
+    # gating a map with it adds no global context: it does not depend on the image
+    x = layers.Conv2D(4, 3, name="c")(image)
+    y = layers.Multiply()([x, layers.Reshape((1, 1, 4))(s)])
+    assert field_of_tensor(y) == field_of_tensor(x) == ReceptiveField((3, 3), (1, 1), (0, 0))
 
 
 def test_input_tensor_is_identity() -> None:
@@ -175,12 +230,115 @@ def test_squeeze_excitation_gate_is_global_context() -> None:
     g = layers.Dense(8, activation="sigmoid", name="fc")(g)
     g = layers.Reshape((1, 1, 8), name="gate")(g)
     y = layers.Multiply(name="excite")([x, g])
-    assert field_of_tensor(y) == field_of_tensor(x)
+    local = field_of_tensor(x)
+    assert not local.global_context
+    assert field_of_tensor(y) == dataclasses.replace(local, global_context=True)
+    # the gate depends on the whole image: a 1x1 map or a vector, one cell that sees everything
+    whole = ReceptiveField((16, 16), (16, 16), (0, 0), global_context=True)
+    model = keras.Model(inp, y)
     for name in ("gap", "fc", "gate"):
-        with pytest.raises(EngineError, match="no spatial extent"):
-            field_of_tensor(keras.Model(inp, y).get_layer(name).output)
-    with pytest.raises(EngineError, match="no spatial extent"):
-        field_of_tensor(keras.ops.mean(x, axis=(1, 2), keepdims=True))
+        assert field_of_tensor(model.get_layer(name).output) == whole, name
+    mean = keras.ops.mean(x, axis=(1, 2), keepdims=True)
+    assert field_of_tensor(mean) == whole
+    # a reduction broadcast back (centring on the spatial mean) is global context too
+    assert field_of_tensor(x - mean) == dataclasses.replace(local, global_context=True)
+    # the flag propagates through later layers and merges
+    z = layers.Conv2D(8, 3, padding="same", name="later")(y)
+    assert field_of_tensor(z).global_context
+    assert field_of_tensor(layers.Add()([layers.Conv2D(8, 3, padding="same")(x), z])).global_context
+
+
+def test_se_block_matches_gradients() -> None:
+    """After the gate every cell's gradient support is the whole image; the local box is the ungated path's."""
+    model = rf_models.se_model()
+    ungated = rf_models.se_model(excite=False)
+    image_hw = (24, 24)
+    whole = ReceptiveField(image_hw, image_hw, (0, 0), global_context=True)
+    for name in ("c1", "c2"):
+        assert not field_of_tensor(model.get_layer(name).output).global_context, name
+    for name in ("se_squeeze", "se_reshape", "se_reduce", "se_expand"):
+        assert field_of_tensor(model.get_layer(name).output) == whole, name
+    for name in ("se_excite", "after"):
+        field = field_of_tensor(model.get_layer(name).output)
+        assert field.global_context, name
+        # the local box is the field of the same layers without the gate, which has no global context
+        same = field_of_tensor(ungated.get_layer("after" if name == "after" else "c2").output)
+        assert not same.global_context
+        assert dataclasses.replace(field, global_context=False) == same, name
+    # the box of the ungated model is its gradient support (plain arithmetic, as above)
+    check_against_gradients(ungated, ["c1", "c2", "after"])
+
+    tensor = model.get_layer("after").output
+    cells = rf_models.probe_cells(tuple(tensor.shape[1:3]))
+    field = field_of_tensor(tensor)
+    local = [field.box_clipped(y, x, image_hw) for y, x in cells]
+    assert (0, 0, 24, 24) not in local  # so "whole image" below is not the local box by accident
+    # the gated network: every probed cell depends on every input pixel through the gate, and with the
+    # pooled branch cut off the gradient, the support is the local box
+    check_global_against_gradients(model, ["se_excite", "after"], fill=1.0)
+    lin = rf_models.linear_copy(model)
+    assert rf_models.empirical_boxes(lin, "se_expand", [(0, 0)], fill=1.0) == [(0, 0, 24, 24)]
+    assert rf_models.empirical_boxes(lin, "se_squeeze", [(0, 0)], fill=1.0) == [(0, 0, 24, 24)]
+
+
+def test_attention_and_spatial_statistics_are_global() -> None:
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="c")(inp)
+    local = field_of_tensor(x)
+    glob = dataclasses.replace(local, global_context=True)
+    # attention over all positions of the map: the query cell is local, keys and values global
+    attn = layers.MultiHeadAttention(num_heads=1, key_dim=4, name="mha")(x, x)
+    assert field_of_tensor(attn) == glob
+    # attention over flattened positions, reshaped back and added to the map
+    seq = layers.Reshape((64, 4), name="flat")(x)
+    back = layers.Reshape((8, 8, 4), name="back")(layers.MultiHeadAttention(1, 4, name="mha_seq")(seq, seq))
+    assert field_of_tensor(back) == ReceptiveField((8, 8), (0, 0), (0, 0), global_context=True)
+    assert field_of_tensor(back).box_clipped(5, 2, (8, 8)) == (0, 0, 8, 8)  # every cell: the whole image
+    assert field_of_tensor(layers.Add(name="residual")([x, back])) == glob
+    # a Dense result reshaped to a map: every cell sees the whole image
+    dense_map = layers.Reshape((2, 2, 3))(layers.Dense(12)(layers.Flatten()(x)))
+    assert field_of_tensor(dense_map) == ReceptiveField((8, 8), (0, 0), (0, 0), global_context=True)
+    # normalizations whose statistics span H and W; per-position ones stay local
+    assert field_of_tensor(layers.GroupNormalization(groups=2)(x)) == glob
+    assert field_of_tensor(layers.LayerNormalization(axis=(1, 2, 3))(x)) == glob
+    assert field_of_tensor(layers.LayerNormalization()(x)) == local
+    assert field_of_tensor(layers.BatchNormalization()(x)) == local
+
+    # the gradient of a centre cell of the attention output reaches every input pixel
+    model = keras.Model(inp, [attn, back], name="attention")
+    for target in (0, 1):
+        assert rf_models.empirical_boxes(model, target, [(4, 4)], fill=0.5) == [(0, 0, 8, 8)]
+
+
+@pytest.mark.parametrize("mapping", ["roi", "gaussian", "center"])
+def test_whole_image_fields_project_to_the_mean(mapping: str) -> None:
+    """CAM projection through a whole-image field (stride 0 on a 2x3 map, the input size on a 1x1 map)."""
+    import numpy as np
+
+    from engine.attribution.projection import project, projection_matrices
+
+    inp = keras.Input((8, 10, 2))
+    x = layers.Conv2D(4, 3, name="c")(inp)
+    dense_map = layers.Reshape((2, 3, 2))(layers.Dense(12)(layers.Flatten()(x)))
+    gate = layers.Conv2D(2, 1)(layers.GlobalAveragePooling2D(keepdims=True)(x))
+    cam = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for tensor, coarse in ((dense_map, cam), (gate, cam[:1, :1] + 7.0)):
+        field = field_of_tensor(tensor)
+        assert field.global_context and field.size == (8, 10)
+        py, px = projection_matrices(field, coarse.shape, (8, 10), (16, 20), mapping)
+        out = project(coarse, py, px)
+        assert out.shape == (16, 20)
+        np.testing.assert_allclose(out, np.full((16, 20), coarse.mean()), rtol=1e-6)
+
+
+def test_whole_image_field_needs_known_input_size() -> None:
+    inp = keras.Input((None, None, 2))
+    x = layers.Conv2D(2, 3, name="c")(inp)
+    with pytest.raises(EngineError, match="whole input, whose size is unknown"):
+        field_of_tensor(layers.GlobalAveragePooling2D(name="gap")(x))
+    # a local field with global context needs no size
+    gated = x * layers.GlobalAveragePooling2D(keepdims=True)(x)
+    assert field_of_tensor(gated) == ReceptiveField((3, 3), (1, 1), (0, 0), global_context=True)
 
 
 # ----------------------------------------------------------------------------- other graphs
@@ -200,6 +358,31 @@ def test_nested_model_and_sequential() -> None:
         [keras.Input((12, 12, 1)), layers.Conv2D(2, 3, name="s1"), layers.MaxPooling2D(name="s2")]
     )
     assert field_of_tensor(seq.get_layer("s2").output) == ReceptiveField((4, 4), (2, 2), (0, 0))
+
+
+def _se_inner(channels: int = 4) -> keras.Model:
+    """A nested squeeze-and-excitation block on a map of any size."""
+    inner_in = keras.Input((None, None, channels))
+    x = layers.Conv2D(channels, 3, padding="same", name="ic")(inner_in)
+    g = layers.GlobalAveragePooling2D(keepdims=True, name="isq")(x)
+    g = layers.Conv2D(channels, 1, activation="sigmoid", name="iexp")(g)
+    return keras.Model(inner_in, layers.Multiply(name="iexcite")([x, g]), name="inner_se")
+
+
+def test_nested_se_block_sets_global_context() -> None:
+    inp = keras.Input((20, 20, 3))
+    x = layers.Conv2D(4, 3, strides=2, padding="same", name="outer_conv")(inp)
+    y = _se_inner()(x)
+    z = layers.Conv2D(4, 3, name="outer_after")(y)
+    flat_local = layers.Conv2D(4, 3, padding="same")(x)
+    assert field_of_tensor(y) == dataclasses.replace(field_of_tensor(flat_local), global_context=True)
+    assert field_of_tensor(z).global_context
+    # a nested model handed the gate as an input: the seed carries the global context inside
+    m_in, g_in = keras.Input((None, None, 4)), keras.Input((1, 1, 4))
+    m = layers.Multiply(name="gated")([m_in, g_in])
+    gated = keras.Model([m_in, g_in], layers.Conv2D(4, 3, padding="same", name="gc")(m), name="gated")
+    out = gated([x, layers.GlobalAveragePooling2D(keepdims=True)(x)])
+    assert field_of_tensor(out) == dataclasses.replace(field_of_tensor(flat_local), global_context=True)
 
 
 def test_unsupported_layers_raise_clear_errors() -> None:
@@ -239,8 +422,9 @@ def resnet() -> keras.Model:
 
 @pytest.mark.slow
 def test_mobilenet_v2_matches_gradients(mobilenet: keras.Model) -> None:
+    # no squeeze-and-excitation in MobileNetV2: no global context anywhere
     assert field_of_tensor(mobilenet.get_layer("out_relu").output) == ReceptiveField(
-        (491, 491), (32, 32), (-214, -214)
+        (491, 491), (32, 32), (-214, -214), global_context=False
     )
     check_against_gradients(
         mobilenet,
@@ -258,7 +442,7 @@ def test_mobilenet_v2_matches_gradients(mobilenet: keras.Model) -> None:
 @pytest.mark.slow
 def test_resnet50_matches_gradients(resnet: keras.Model) -> None:
     assert field_of_tensor(resnet.get_layer("conv5_block3_out").output) == ReceptiveField(
-        (483, 483), (32, 32), (-241, -241)
+        (483, 483), (32, 32), (-241, -241), global_context=False
     )
     check_against_gradients(
         resnet,
@@ -271,6 +455,22 @@ def test_resnet50_matches_gradients(resnet: keras.Model) -> None:
             "conv5_block3_out",
         ],
     )
+
+
+@pytest.mark.slow
+def test_efficientnet_b0_squeeze_excitation_matches_gradients() -> None:
+    """The issue's case: block4a_dwconv's centre cell depends on every pixel; its local box is (22, 22)-(96, 96)."""
+    model = keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3))
+    check_against_gradients(model, ["stem_conv", "block1a_dwconv"])
+    for name in ("stem_conv", "block1a_dwconv"):
+        assert not field_of_tensor(model.get_layer(name).output).global_context, name
+    whole = ReceptiveField((96, 96), (96, 96), (0, 0), global_context=True)
+    for name in ("block1a_se_squeeze", "block4a_se_reduce", "block4a_se_expand"):
+        assert field_of_tensor(model.get_layer(name).output) == whole, name
+    dw = field_of_tensor(model.get_layer("block4a_dwconv").output)
+    assert dw.box_clipped(3, 3, (96, 96)) == (22, 22, 96, 96)
+    # the model rescales by 1/255 first: a fill of 255 keeps the gated products O(1)
+    check_global_against_gradients(model, ["block1a_se_excite", "block4a_dwconv", "top_activation"], 255.0)
 
 
 # ----------------------------------------------------------------------------- 6. through a ModelHandle
@@ -292,8 +492,7 @@ def test_receptive_field_via_handle(tmp_path) -> None:
     assert (rf.size, rf.stride, rf.offset) == ((14, 14), (2, 2), (0, 0))
     with pytest.raises(LayerNotFound):
         receptive_field(h, "no_such_layer")
-    with pytest.raises(EngineError, match="^layer dense1 has no spatial extent$"):
-        receptive_field(h, "dense1")
+    assert receptive_field(h, "dense1") == ReceptiveField((128, 128), (128, 128), (0, 0), True)
     engine = importlib.import_module("engine")
     assert engine.receptive_field(h, "pool1") == ReceptiveField((6, 6), (2, 2), (0, 0))
 
@@ -326,5 +525,21 @@ def test_nested_model_path_via_handle(tmp_path) -> None:
     h = models.load_model(str(path))
     # oc: 3x3 valid -> 31x31; ic: 3x3 stride 2 'same' on odd 31 pads one pixel before
     assert receptive_field(h, "inner/ic") == ReceptiveField((5, 5), (2, 2), (-1, -1))
-    with pytest.raises(EngineError, match="^layer gap has no spatial extent$"):
-        receptive_field(h, "gap")
+    assert receptive_field(h, "gap") == ReceptiveField((33, 33), (33, 33), (0, 0), global_context=True)
+
+
+def test_nested_se_block_via_handle(tmp_path) -> None:
+    """Paths inside a nested SE block: the gate's conv sees the whole image, the gated map has global context."""
+    models = _engine_models()
+    inp = keras.Input((20, 20, 3))
+    x = layers.Conv2D(4, 3, strides=2, padding="same", name="oc")(inp)
+    y = layers.Conv2D(4, 3, name="after")(_se_inner()(x))
+    path = tmp_path / "nested_se.keras"
+    keras.Model(inp, y).save(path)
+    h = models.load_model(str(path))
+    assert receptive_field(h, "inner_se/iexp") == ReceptiveField((20, 20), (20, 20), (0, 0), True)
+    assert receptive_field(h, "inner_se/ic") == ReceptiveField((7, 7), (2, 2), (-2, -2))
+    assert receptive_field(h, "inner_se/iexcite") == ReceptiveField((7, 7), (2, 2), (-2, -2), True)
+    assert receptive_field(h, "after") == ReceptiveField((11, 11), (2, 2), (-2, -2), True)
+    with pytest.raises(LayerNotFound):
+        receptive_field(h, "inner_se/nope")
