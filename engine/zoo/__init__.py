@@ -51,7 +51,7 @@ _SPECS: dict[str, BuiltinSpec] = {
     ),
     "shapes": BuiltinSpec(
         name="shapes",
-        description="Circle, square, triangle or star on a textured background (128x128 RGB), generated data",
+        description="Circle, square, triangle or star on a busy background (128x128 RGB), generated data",
         model_path=MODELS_DIR / "shapes.keras",
         class_names=("circle", "square", "triangle", "star"),
         scaling="unit",

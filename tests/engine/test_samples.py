@@ -51,3 +51,15 @@ def test_every_resource_file_is_listed_and_every_listed_file_exists() -> None:
     listed = _listed()
     assert files - listed == set(), "files without a licence entry"
     assert listed - files == set(), "licence entries for missing files"
+
+
+@pytest.mark.parametrize("name", ["circle", "square", "triangle", "star"])
+def test_shape_samples_are_predicted_right_with_confidence(name: str) -> None:
+    # the samples come from the generator (LICENSES.md says which images) and open builtin:shapes
+    # in the app, so the shipped model must read each one as its own class, confidently
+    import engine
+
+    h = engine.load_model("builtin:shapes")
+    probs = engine.predict(h, engine.load_image(f"builtin:shape_{name}"))
+    assert h.class_names[int(probs.argmax())] == name
+    assert probs.max() >= 0.95
