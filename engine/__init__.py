@@ -40,6 +40,9 @@ _LAZY: dict[str, str] = {
     "dream": "engine.maximize",
     "Step": "engine.maximize",
     "scan": "engine.dataset",
+    "unit_activity": "engine.maximize.units",
+    "UnitActivity": "engine.maximize.units",
+    "natural_images": "engine.maximize.units",
 }
 
 __all__ = sorted([*_LAZY, "EngineError", "ModelLoadError", "ImageLoadError", "LayerNotFound", "Cancelled"])

@@ -118,6 +118,7 @@ _HANDLER_MODULES: dict[str, str] = {
     "sleep": "engine.job_handlers",
     "maximize": "engine.maximize.jobs",
     "dream": "engine.maximize.jobs",
+    "unit_activity": "engine.maximize.jobs",
     "cam": "engine.attribution.jobs",
     "saliency": "engine.attribution.jobs",
     "metrics": "engine.attribution.jobs",

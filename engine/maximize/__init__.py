@@ -12,8 +12,9 @@ order (importing ``engine.maximize.cli`` binds the package to ``engine.maximize`
 Modules: objectives (string grammar -> per-sample loss), params (pixel / Fourier
 parameterizations and starting images), transforms (jitter, rotate, scale, pad),
 regularizers, optimizers (normalized gradient, Adam, schedules), run (the maximize loop and
-its extras), deepdream (octaves, detail re-injection, tiled random-shift gradients), jobs
-(engine job kinds "maximize" and "dream") and cli (``main.py export maximize|dream``).
+its extras), deepdream (octaves, detail re-injection, tiled random-shift gradients), units
+(``unit_activity``: per-unit mean/max activation on real images, dead units), jobs (engine
+job kinds "maximize", "dream" and "unit_activity") and cli (``main.py export maximize|dream``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,26 @@ from typing import Any
 
 from engine.maximize.common import Control, Step
 
-__all__ = ["Control", "Step", "analytic_maximizer", "dream", "maximize", "parse_objective"]
+__all__ = [
+    "Control",
+    "Step",
+    "UnitActivity",
+    "analytic_maximizer",
+    "dream",
+    "maximize",
+    "natural_images",
+    "parse_objective",
+    "unit_activity",
+]
 
 _LAZY = {
     "maximize": "engine.maximize.run",
     "analytic_maximizer": "engine.maximize.run",
     "dream": "engine.maximize.deepdream",
     "parse_objective": "engine.maximize.objectives",
+    "unit_activity": "engine.maximize.units",
+    "UnitActivity": "engine.maximize.units",
+    "natural_images": "engine.maximize.units",
 }
 
 

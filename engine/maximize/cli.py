@@ -120,7 +120,18 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--squash", default=None, help="clip | sigmoid (default: clip for pixel, sigmoid for fourier)"
     )
-    p.add_argument("--pre-activation", action="store_true", help="read layers before their fused ReLU")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument(
+        "--pre-activation",
+        action="store_true",
+        help="read conv/dense units before their fused activation (the default, except on a first-layer conv)",
+    )
+    act.add_argument(
+        "--post-activation",
+        action="store_true",
+        help="read units after their activation (the default on a first-layer conv; a unit whose ReLU never "
+        "fires on the start gets no gradient)",
+    )
     p.add_argument(
         "--crop",
         action="store_true",
@@ -166,7 +177,7 @@ def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
         optimizer=args.optimizer,
         lr=args.lr,
         schedule=args.schedule,
-        pre_activation=args.pre_activation,
+        pre_activation=True if args.pre_activation else (False if args.post_activation else None),
         param=args.param,
         squash=args.squash,
         every=1 if _suffix(args) == ".gif" else 10,
@@ -179,10 +190,16 @@ def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
         settings["image"] = args.image
     settings["final_objective"] = list(info.get("objective", ()))
     report = []
+    ran = len(info.get("curve", ())) or last.total
     for text, a, b in zip(
         info.get("objectives", ()), info.get("start_objective", ()), info.get("objective", ())
     ):
-        report.append(f"{text}: {a:.4g} -> {b:.4g} over {last.total} steps")
+        report.append(f"{text}: {a:.4g} -> {b:.4g} over {ran} steps")
+    if info.get("message"):
+        report.append(info["message"])
+        settings["silent"] = list(info.get("silent", ()))
+    if info.get("stopped"):
+        settings["stopped"] = info["stopped"]
     if "predictions" in info:
         settings["predictions"] = info["predictions"]
         report += list(info.get("report", ()))

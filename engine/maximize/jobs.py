@@ -1,8 +1,9 @@
-"""Job kinds "maximize" and "dream" for engine.jobs (the GUI's engine thread and scripts).
+"""Job kinds "maximize", "dream" and "unit_activity" for engine.jobs (the GUI's engine thread and scripts).
 
 Params of "maximize": objective (required), and the keyword arguments of
 engine.maximize.run.maximize: steps, size, init, seed, transforms, regularizers, optimizer,
-lr, param, every, image, schedule, squash, decorrelate, init_scales, fps; "model" (a spec)
+lr, param, every, image, schedule, squash, decorrelate, init_scales, fps, pre_activation
+(default True: units before their fused activation), stop_silent; "model" (a spec)
 picks a model other than the current one; "control" may hold an engine.maximize.Control
 for pause/resume and live step-size changes.
 
@@ -16,7 +17,15 @@ Both stream Frame(step, images (B, H, W, C) float32 in [0, 1], info={"loss", "lo
 "total", ...}) and Progress(step, total, loss) events, and finish with a dict: "images" (the
 final images), "losses" (the loss curve), "frames" (a bounded list of (step, uint8 images)
 for GIF export), "settings", and the run's extras (predictions/report for class runs,
-changed_boxes/receptive_fields for neurons, analytic for first-layer units).
+changed_boxes/receptive_fields for neurons, analytic for first-layer units; "rose", "silent"
+and, when some image was silent from its start, "message" (and "stopped": "silent" when the
+run ended early because every image was).
+
+"unit_activity" (layer, images="samples" | "natural" | a source spec, n, batch) measures each
+unit's post-activation mean and max over images (engine.maximize.units) and returns a UnitActivity.
+With "start" (a start kind such as "noise", with "seed" and "pre_activation" as a maximization
+would get them) and a run that would read the layer after its activation, it also measures each
+unit on that start image, so the unit picked first is not silent there.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ _MAXIMIZE_KEYS = (
     "fps",
     "control",
     "pre_activation",
+    "stop_silent",
 )
 _DREAM_KEYS = ("octaves", "octave_scale", "steps", "lr", "every", "seed", "size", "fps", "control")
 
@@ -149,6 +159,7 @@ _CONCAT = (
     "report",
     "changed_boxes",
     "receptive_fields",
+    "rose",
 )
 
 
@@ -170,6 +181,7 @@ def _chunked(
     recorder = FrameRecorder()
     full: np.ndarray | None = None
     settings: dict[str, Any] = {}
+    silent: list[int] = []
     total = 0
     for k, part in enumerate(parts):
         offset = k * chunk
@@ -200,11 +212,26 @@ def _chunked(
         for key in _CONCAT:
             if key in info:
                 merged.setdefault(key, []).extend(info[key])
+        silent.extend(offset + int(b) for b in info.get("silent", ()))
         if "analytic" in info:
             merged.setdefault("analytic", []).append(info["analytic"])
     if "analytic" in merged:
         merged["analytic"] = np.concatenate(merged["analytic"])
     settings.update(model=h.spec, objective=texts, chunk=chunk)
+    if silent:
+        from engine.maximize.run import SILENT_STEPS, silent_message
+
+        mask = np.zeros(n, bool)
+        mask[silent] = True
+        merged["message"] = silent_message(
+            texts,
+            mask,
+            kwargs.get("init", "noise"),
+            bool(settings.get("pre_activation", True)),  # as resolved by maximize (auto may read after)
+            min(SILENT_STEPS, int(settings.get("steps", SILENT_STEPS))),
+            len(silent) == n,
+        )
+    merged["silent"] = silent
     return {
         "images": np.concatenate(finals),
         "losses": [float(np.mean(v)) for v in zip(*curves)],
@@ -235,3 +262,51 @@ def dream_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
     result = _result(last, recorder, h.spec)
     result["settings"]["image"] = params["image"] if isinstance(params["image"], str) else "array"
     return result
+
+
+@handler("unit_activity")
+def unit_activity_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
+    """Per-unit mean/max activation of params['layer'] (engine.maximize.units.unit_activity).
+
+    params["images"]: "samples" (default: the sample images that fit the model), "natural"
+    (params["n"] images, default 1000, of a built-in model's own data; the fitting samples for
+    other models) or a dataset source spec. Streams Progress(images done, total) and stops
+    between batches when cancelled; returns a UnitActivity whose source says what was scanned.
+    """
+    from engine.maximize.run import read_before_activation
+    from engine.maximize.units import iter_unit_activity, natural_source, sample_batch
+
+    if not params.get("layer"):
+        raise EngineError("no layer: select one in the tree")
+    h = _model(params)
+    which = str(params.get("images") or "samples")
+    if which == "natural":
+        spec = natural_source(h, int(params.get("n") or 1000))
+        which = spec if spec is not None else "samples"
+    images: Any
+    if which == "samples":
+        images, specs = sample_batch(h)
+        source, total = "the shipped samples that fit the model", len(specs)
+    else:
+        from engine.dataset.sources import open_source
+
+        images, source, total = which, which, len(open_source(which))
+    gen = iter_unit_activity(h, str(params["layer"]), images, int(params.get("batch") or 64), source)
+    while True:
+        token.raise_if_cancelled()
+        try:
+            done = next(gen)
+        except StopIteration as stop:
+            activity = stop.value
+            break
+        yield Progress(0, done, total, None, f"scanned {done} of {total} images")
+    start = params.get("start")
+    if start and not read_before_activation(h, [activity.layer], params.get("pre_activation")):
+        from dataclasses import replace
+
+        from engine.maximize.params import start_image
+        from engine.maximize.units import start_response
+
+        image = start_image(str(start), tuple(int(s) for s in h.input_shape), int(params.get("seed") or 0))
+        activity = replace(activity, start=start_response(h, activity.layer, image))
+    return activity

@@ -42,6 +42,7 @@ __all__ = [
     "crop",
     "maximize",
     "prediction_report",
+    "read_before_activation",
     "union_box",
 ]
 
@@ -90,7 +91,8 @@ def maximize(
     init_scales: Sequence[float] | None = None,
     control: Control | None = None,
     fps: float = 20.0,
-    pre_activation: bool = False,
+    pre_activation: bool | None = None,
+    stop_silent: bool = True,
 ) -> Iterator[Step]:
     """Gradient ascent on the input of model `h` to maximize `objective`; yields Steps.
 
@@ -99,8 +101,20 @@ def maximize(
     or a list of them; every image of the batch starts from the same seeded start image
     and sees the same transforms, so a batched run gives the same images as one-at-a-time
     runs. lr is relative (1.0 = the recommended step, see optimizers). image: the photo for
-    init="photo". pre_activation: read conv/dense layers before their fused activation (as
-    Lucid's "pre_relu" taps), so a unit that is dead on the start image still moves.
+    init="photo". pre_activation: True reads conv/dense layers before their fused activation
+    (as Lucid's "pre_relu" taps), so a unit that is dead on the start image still moves; False
+    reads the unit after its ReLU; None (the default) chooses (see read_before_activation):
+    before, except on a first-layer conv, where the unit before its activation is linear in the
+    input, so its maximizer is a flat image given by the sign of the weights' sum (the analytic
+    maximizer shows that), while after its ReLU it grows a texture of the pattern it detects.
+
+    Silent units: the gradient of each image's objective is checked on the first SILENT_STEPS
+    steps; an image whose gradient is exactly zero on all of them is silent from this start
+    (a ReLU that never fires: no step can change it). The last Step's info lists them in
+    "silent" (image indices) with a "message"; when every image is silent and stop_silent is
+    True the run stops there (info["stopped"] = "silent") instead of spending all its steps.
+    info["rose"] says per image whether the objective rose: the result scores higher than the
+    start, or the optimized (transformed) objective ended higher than it began.
     Bad settings raise EngineError at the call, before any step runs.
     """
     import tensorflow as tf
@@ -112,7 +126,8 @@ def maximize(
     channels = int(h.input_shape[2])
     uses_class = any(atom.layer == "class" for text in texts for _, atom in parse_expression(text))
     paths = tuple(dict.fromkeys(h.resolve(n) for n in layer_names(texts)))
-    taps = tap_model(h, paths, uses_class, (hh, ww), pre=bool(pre_activation))
+    pre_activation = read_before_activation(h, paths, pre_activation)
+    taps = tap_model(h, paths, uses_class, (hh, ww), pre=pre_activation)
     shapes = output_shapes(taps, paths)
     obj = parse_objective(texts, h, shapes)
     weights = plan(obj, shapes, int(getattr(h, "num_outputs", 0) or 0), bool(getattr(h, "binary", False)))
@@ -148,10 +163,16 @@ def maximize(
         yield Step(0, total, float(value0.mean()), start_images, tuple(map(float, value0)), info0)
         curve: list[float] = []
         value = value0
+        first_t: np.ndarray | None = None
+        silent = np.ones(obj.batch, bool)
+        probes = min(SILENT_STEPS, total)
+        stopped = False
         for i in range(total):
             check_token(token)
             if control is not None:
                 control.wait(token)
+            if i < probes:
+                silent &= np.asarray(loop.grad_size(tf.constant(i, tf.int32))) == 0.0
             scale = control.lr_scale if control is not None else 1.0
             lr_t = float(lr) * scale * optimizers.schedule_factor(sched, i, total)
             value_t, ok, prob = train_step(tf.constant(i, tf.int32), tf.constant(lr_t, tf.float32))
@@ -161,33 +182,79 @@ def maximize(
                     f"optimization diverged at step {i + 1}: the objective or its gradient became NaN/Inf; "
                     "lower the step size or check the model for invalid weights"
                 )
+            if first_t is None:
+                first_t = value.copy()
             curve.append(float(value.mean()))
             step = i + 1
+            if step == probes and stop_silent and silent.all() and step < total:
+                stopped = True
+                break
             if step < total and timer.due(step, total):
                 images = np.ascontiguousarray(render().numpy(), np.float32)
                 info = {"probability": tuple(float(p) for p in prob.numpy())} if uses_class else {}
                 yield Step(step, total, curve[-1], images, tuple(map(float, value)), info)
+        if probes == 0:
+            silent[:] = False
         final_value, final_prob, final_x = (np.asarray(a) for a in evaluate())
         images = np.ascontiguousarray(final_x, np.float32)
         info = _extras(h, obj, start_images, images, uses_class)
+        rose = final_value > value0
+        if first_t is not None:
+            rose |= value > first_t
         info.update(
             objectives=obj.texts,
             curve=tuple(curve),
             start_objective=tuple(map(float, value0)),
             objective=tuple(map(float, final_value)),
+            rose=tuple(bool(r) for r in rose),
+            silent=tuple(int(b) for b in np.flatnonzero(silent)),
             settings=_settings(
                 texts, total, (hh, ww), init, seed, tspec, regs, opt_name, lr, prm, sched, pre_activation
             ),
         )
+        if silent.any():
+            info["message"] = silent_message(obj.texts, silent, init, pre_activation, probes, stopped)
+        if stopped:
+            info["stopped"] = "silent"
         if uses_class:
             info["probability"] = tuple(float(p) for p in final_prob)
+        done = len(curve)
         yield Step(
-            total, total, curve[-1] if curve else float(value0.mean()), images, tuple(map(float, value)), info
+            done, total, curve[-1] if curve else float(value0.mean()), images, tuple(map(float, value)), info
         )
 
     gen = generate()
     loop.owner = weakref.ref(gen)
     return gen
+
+
+SILENT_STEPS = 3  # steps whose gradient is checked for silent images
+
+
+def silent_message(
+    texts: Sequence[str], silent: np.ndarray, init: Any, pre_activation: bool, probes: int, stopped: bool
+) -> str:
+    """The user-facing line about silent images: which, why, and what to try."""
+    start = "the photo" if not isinstance(init, str) or init == "photo" else f"the {init} start"
+    checked = "the first step" if probes == 1 else f"the first {probes} steps"
+    remedies = []
+    if not pre_activation:
+        remedies.append("read before the activation")
+    if start != "the photo":
+        remedies.append("start from a photo")
+    remedies.append("pick another unit")
+    fix = ". Try: " + ", ".join(remedies[:-1]) + (" or " if len(remedies) > 1 else "") + remedies[-1] + "."
+    names = [t for t, s in zip(texts, silent) if s]
+    if len(texts) == 1:
+        why = "its activation never fires" if not pre_activation else "nothing that feeds it fires"
+        end = ", so the run stopped early" if stopped else ""
+        return f"unit is silent from this start: {names[0]} gets zero gradient at {start} ({checked}): {why}{end}{fix}"
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    rest = "the run stopped early" if stopped else "the others were optimized"
+    return (
+        f"{len(names)} of {len(texts)} units are silent from {start} (zero gradient on {checked}): "
+        f"{listed}; {rest}{fix}"
+    )
 
 
 # ----- compiled loops, kept between runs of the same structure ----------------------------------------
@@ -285,6 +352,17 @@ class _Loop:
             return value, ok, target_probs(logits)
 
         @tf.function(autograph=False)
+        def grad_size(t: Any) -> Any:
+            """Per image, the largest |d objective / d parameter| at step t's transform (penalties excluded)."""
+            with tf.GradientTape() as tape:
+                value, _ = forward(transform(prm.image(), tf.stack([self.seed, t])))
+                target = tf.reduce_sum(value)
+            grad = tape.gradient(target, prm.var)
+            if grad is None:
+                return tf.zeros([batch])
+            return tf.reduce_max(tf.abs(tf.reshape(grad, [batch, -1])), axis=1)
+
+        @tf.function(autograph=False)
         def evaluate() -> tuple[Any, Any, Any]:
             x01 = prm.image()
             value, logits = forward(x01)
@@ -295,6 +373,7 @@ class _Loop:
             return tf.clip_by_value(prm.image(), 0.0, 1.0)
 
         self.train_step, self.evaluate, self.render = train_step, evaluate, render
+        self.grad_size = grad_size
 
     @property
     def busy(self) -> bool:
@@ -398,7 +477,7 @@ def _settings(
     lr: float,
     prm: Any,
     sched: str,
-    pre_activation: bool = False,
+    pre_activation: bool = True,
 ) -> dict[str, Any]:
     return {
         "objective": texts[0] if len(texts) == 1 else texts,
@@ -465,6 +544,15 @@ def prediction_report(h: Any, images: np.ndarray, obj: Objective | None = None) 
         )
         report.append(entry)
     return report
+
+
+def read_before_activation(h: Any, paths: Sequence[str], pre_activation: bool | None = None) -> bool:
+    """Whether maximize reads `paths` before their fused activation: the caller's choice, else
+    before (Lucid's pre-ReLU taps: a unit silent on the start still gets a gradient) unless every
+    path is a first-layer conv, whose pre-activation is linear in the input (a trivial maximizer)."""
+    if pre_activation is not None:
+        return bool(pre_activation)
+    return not (paths and all(_first_layer_conv(h, p) is not None for p in paths))
 
 
 def _first_layer_conv(h: Any, path: str) -> Any:

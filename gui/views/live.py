@@ -39,12 +39,19 @@ FRAME_INTERVAL_MS = 33  # at most ~30 pane updates a second
 
 
 class CurvePlot(pg.PlotWidget):
-    """The objective's curve over the steps, with an optional class-probability curve on a right axis."""
+    """The objective's curve over the steps, with an optional class-probability curve on a right axis.
+
+    Axes show real values (no SI-prefix rescaling such as "objective (x0.001)"); before the first
+    point the axes show no numbers, only a placeholder, so an empty curve claims no range.
+    """
+
+    PLACEHOLDER = "the objective appears here when a run starts"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMenuEnabled(False)
-        self.setMaximumHeight(170)
+        self.setMinimumHeight(120)
+        self.setMaximumHeight(160)
         self.setLabel("bottom", "step")
         self.setLabel("left", "objective")
         self.showGrid(x=True, y=True, alpha=0.2)
@@ -57,19 +64,40 @@ class CurvePlot(pg.PlotWidget):
         plot.scene().addItem(self.prob_view)
         plot.getAxis("right").linkToView(self.prob_view)
         plot.getAxis("right").setLabel("probability")
+        for name in ("left", "bottom", "right"):
+            plot.getAxis(name).enableAutoSIPrefix(False)
         self.prob_view.setXLink(plot)
         self.prob_curve = pg.PlotDataItem(
             [], [], pen=pg.mkPen("#e0a040", width=1, style=Qt.PenStyle.DashLine)
         )
         self.prob_view.addItem(self.prob_curve)
+        self.placeholder = pg.TextItem(self.PLACEHOLDER, color="#909090", anchor=(0.5, 0.5))
+        plot.vb.addItem(self.placeholder, ignoreBounds=True)
         plot.vb.sigResized.connect(self._sync)
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.probs: list[float] = []
         self.show_probability(False)
+        self._set_empty(True)
 
     def _sync(self) -> None:
         self.prob_view.setGeometry(self.getPlotItem().vb.sceneBoundingRect())
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def _set_empty(self, empty: bool) -> None:
+        """Hide the tick numbers and show the placeholder while there is no point to plot."""
+        plot = self.getPlotItem()
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setStyle(showValues=not empty)
+        self.placeholder.setVisible(empty)
+        if empty:
+            plot.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.placeholder.setPos(0.5, 0.5)
+        else:
+            plot.vb.enableAutoRange()
 
     def show_probability(self, shown: bool) -> None:
         self.getPlotItem().getAxis("right").setVisible(shown)
@@ -79,12 +107,15 @@ class CurvePlot(pg.PlotWidget):
         self.steps, self.losses, self.probs = [], [], []
         self.loss_curve.setData([], [])
         self.prob_curve.setData([], [])
+        self._set_empty(True)
 
     def add(self, step: int, loss: float | None, prob: float | None = None) -> None:
         if loss is None or not np.isfinite(loss):
             return
         if self.steps and step <= self.steps[-1]:
             return
+        if self.empty:
+            self._set_empty(False)
         self.steps.append(int(step))
         self.losses.append(float(loss))
         if prob is not None:
@@ -98,6 +129,7 @@ class CurvePlot(pg.PlotWidget):
         self.steps = list(range(start, start + len(losses)))
         self.losses = [float(v) for v in losses]
         self.loss_curve.setData(self.steps, self.losses)
+        self._set_empty(not self.steps)
 
 
 class RunPanel(QWidget):
@@ -206,10 +238,17 @@ class LiveRunView(GifMixin, View):
         self._frame_timer.setInterval(FRAME_INTERVAL_MS)
         self._frame_timer.timeout.connect(self.show_frame)
 
-    def lay_out(self, boxes: list[QWidget], under_pane: list[QWidget], note: QLabel, min_width: int) -> None:
+    def lay_out(
+        self,
+        boxes: list[QWidget],
+        under_pane: list[QWidget],
+        note: QWidget,
+        min_width: int,
+    ) -> None:
         """The tab's layout: on the left a scrolling form, the run panel first (so Run / Pause / Stop
-        never scroll out of sight) then `boxes`; on the right self.pane, then `under_pane` in one
-        row (the first widget stretches), then `note`. Wires the run panel."""
+        never scroll out of sight) then `boxes`; on the right the image gets most of the room: a
+        vertical splitter (stretch 5 : 1) holds self.pane over a compact strip of `under_pane` (the
+        curve first, stretching; then e.g. a thumbnail) and `note` beside them. Wires the run panel."""
         form = QWidget()
         fl = QVBoxLayout(form)
         fl.setContentsMargins(4, 4, 4, 4)
@@ -222,15 +261,29 @@ class LiveRunView(GifMixin, View):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bar = scroll.verticalScrollBar().sizeHint().width()
         scroll.setMinimumWidth(max(min_width, form.minimumSizeHint().width() + bar + 2))
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.pane, 1)
-        row = QHBoxLayout()
+        top = QWidget()
+        tl = QHBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.pane, 1)
+        strip = QWidget()
+        sl = QHBoxLayout(strip)
+        sl.setContentsMargins(0, 0, 0, 0)
         for i, widget in enumerate(under_pane):
-            row.addWidget(widget, 1 if i == 0 else 0)
-        rl.addLayout(row)
-        rl.addWidget(note)
+            sl.addWidget(widget, 3 if i == 0 else 0)
+        note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        if isinstance(note, QLabel):
+            note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        note.setMinimumWidth(160)
+        sl.addWidget(note, 2)
+        strip.setMinimumHeight(130)
+        strip.setMaximumHeight(200)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(top)
+        right.addWidget(strip)
+        right.setStretchFactor(0, 5)
+        right.setStretchFactor(1, 1)
+        right.setChildrenCollapsible(False)
+        self.right_split = right
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(scroll)
         split.addWidget(right)

@@ -174,3 +174,40 @@ def test_bad_options_fail_fast_with_one_line(tiny_cnn_path, tmp_path, args, mess
     res = cli("export", args[0], "--model", str(tiny_cnn_path), *args[1:])
     assert res.returncode != 0
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_export_maximize_reads_before_the_activation_unless_post_activation(tiny_cnn_path, tmp_path):
+    """--pre-activation reads units before their ReLU; --post-activation after it, and a unit that is
+    silent from the start then stops early with a one-line explanation recorded in the sidecar. With
+    neither, a first-layer conv (linear before its ReLU) is read after it and deeper layers before."""
+    black = tmp_path / "black.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(black)  # the untrained conv1 (zero bias) is 0 here
+    base = ["export", "maximize", "--model", str(tiny_cnn_path), "--objective", "conv1:0"]
+    base += ["--init", "photo", "--image", str(black), "--transforms"]
+    post = tmp_path / "post.npy"
+    res = cli(*base, "--post-activation", "--out", str(post))
+    assert res.returncode == 0, res.stderr
+    assert "unit is silent from this start" in res.stdout and "over 3 steps" in res.stdout
+    assert "read before the activation" in res.stdout  # the remedy is named
+    side = json.loads(Path(str(post) + ".json").read_text())["settings"]
+    assert side["pre_activation"] is False and side["stopped"] == "silent" and side["silent"] == [0]
+    assert "--post-activation" in side["command"]
+    pre = tmp_path / "pre.npy"
+    res = cli(*base, "--pre-activation", "--out", str(pre))
+    assert res.returncode == 0, res.stderr
+    assert "silent" not in res.stdout and "over 10 steps" in res.stdout
+    side = json.loads(Path(str(pre) + ".json").read_text())["settings"]
+    assert side["pre_activation"] is True and "stopped" not in side and "--pre-activation" in side["command"]
+    assert (
+        side["final_objective"][0]
+        > json.loads(Path(str(post) + ".json").read_text())["settings"]["final_objective"][0]
+    )
+    auto = tmp_path / "auto.npy"
+    assert cli(*base, "--out", str(auto)).returncode == 0
+    assert json.loads(Path(str(auto) + ".json").read_text())["settings"]["pre_activation"] is False
+    deep = tmp_path / "deep.npy"
+    deeper = [a if a != "conv1:0" else "conv2:0" for a in base]
+    assert cli(*deeper, "--out", str(deep)).returncode == 0
+    assert json.loads(Path(str(deep) + ".json").read_text())["settings"]["pre_activation"] is True
+    both = cli(*base, "--pre-activation", "--post-activation", "--out", str(tmp_path / "x.npy"))
+    assert both.returncode != 0 and len(both.stderr.strip().splitlines()) == 1

@@ -477,11 +477,12 @@ def test_pre_activation_moves_a_dead_unit(tiny):
     assert len(dead), "the fixture should have a dead unit on the start image"
     y, x, c = (int(v) for v in dead[0])
     objective = f"conv2:{c}@{y},{x}"
-    stuck = run(tiny, objective, transforms=())
+    stuck = run(tiny, objective, transforms=(), pre_activation=False)
     assert np.array_equal(stuck[-1].images, stuck[0].images)  # zero gradient: nothing moves
-    moved = run(tiny, objective, transforms=(), pre_activation=True)
+    assert stuck[-1].info["stopped"] == "silent" and stuck[-1].info["settings"]["pre_activation"] is False
+    moved = run(tiny, objective, transforms=())  # before the activation is the default
     assert moved[-1].info["objective"][0] > moved[-1].info["start_objective"][0]
-    assert moved[-1].info["settings"]["pre_activation"] is True
+    assert moved[-1].info["settings"]["pre_activation"] is True and not moved[-1].info["silent"]
     bigger = run(tiny, f"conv2:{c}", size=24, pre_activation=True)[-1]
     assert bigger.info["objective"][0] > bigger.info["start_objective"][0]
 
@@ -510,3 +511,176 @@ def test_an_unfinished_run_keeps_its_own_loop(tiny):
     run(tiny, "conv2:3", seed=9)  # must not touch the variables of the run in progress
     rest = list(gen)
     np.testing.assert_array_equal(rest[-1].images, reference)
+
+
+# ----- defaults that move, silent units, unit activity ---------------------------------------------------
+@pytest.fixture(scope="module")
+def dead_model():
+    """A 16x16 grey model whose conv c1 has channel 0 dead (bias -100 after its ReLU) and channel 1 alive."""
+    import keras
+
+    from engine.models import ModelHandle
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(2, 3, activation="relu", name="c1")(inp)
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(2, activation="softmax", name="out")(x)
+    model = keras.Model(inp, out)
+    kernel, bias = model.get_layer("c1").get_weights()
+    kernel[..., 1] = np.abs(kernel[..., 1]) + 0.05
+    bias[:] = [-100.0, 0.0]
+    model.get_layer("c1").set_weights([kernel, bias])
+    return ModelHandle(model, name="dead", spec="dead")
+
+
+def test_conv4_of_builtin_shapes_rises_for_every_alive_channel_with_defaults(shapes):
+    """The issue's check: defaults only (noise start, transforms, pre-activation), every channel alive on
+    a scan of the model's own data rises and none is silent."""
+    from engine.maximize.units import natural_images
+
+    alive = engine.unit_activity(shapes, "conv4", natural_images(shapes, 128)).alive
+    assert len(alive) >= 16, "a trained shapes model has most conv4 channels alive"
+    last = run(shapes, "conv4:*")[-1]  # 10 steps (CONVSCOPE_MAX_STEPS)
+    rose = last.info["rose"]
+    assert [c for c in alive if not rose[c]] == []
+    assert last.info["silent"] == () and "stopped" not in last.info
+    assert last.info["settings"]["pre_activation"] is True
+
+
+def test_a_dead_unit_is_reported_silent_and_stops_early(dead_model):
+    from engine.maximize.run import SILENT_STEPS
+
+    dead = run(dead_model, "c1:0", pre_activation=False)
+    last = dead[-1]
+    assert last.info["stopped"] == "silent" and last.info["silent"] == (0,)
+    assert last.step == len(last.info["curve"]) == SILENT_STEPS < last.total
+    assert last.info["message"].startswith("unit is silent from this start: c1:0")
+    assert "before the activation" in last.info["message"]
+    assert last.info["rose"] == (False,)
+    alive = run(dead_model, "c1:1", pre_activation=False)[-1]
+    assert alive.info["silent"] == () and "message" not in alive.info and "stopped" not in alive.info
+    assert alive.step == alive.total == 10 and alive.info["rose"] == (True,)
+    # before the activation the same unit has a gradient and rises
+    pre = run(dead_model, "c1:0", pre_activation=True)[-1]
+    assert pre.info["silent"] == () and pre.info["objective"][0] > pre.info["start_objective"][0]
+
+
+def test_the_default_reads_before_the_activation_except_on_a_first_layer_conv(shapes):
+    """A first-layer conv is linear in the input before its ReLU (its maximizer would be the flat sign
+    pattern the analytic maximizer shows), so auto reads it after; deeper layers are read before."""
+    from engine.maximize.run import read_before_activation
+
+    assert read_before_activation(shapes, ["conv1"]) is False
+    assert read_before_activation(shapes, ["conv2"]) is True
+    assert read_before_activation(shapes, ["conv1", "conv3"]) is True
+    assert read_before_activation(shapes, ["conv1"], True) is True
+    assert read_before_activation(shapes, ["conv4"], False) is False
+    first = run(shapes, "conv1:0", steps=3)[-1]
+    assert first.info["settings"]["pre_activation"] is False
+    # the default conv1 result is a texture, not a flat image: it varies within the picture
+    assert float(first.images[0].std()) > 0.05
+
+
+def test_a_batch_reports_its_silent_channels_and_optimizes_the_others(dead_model):
+    steps = run(dead_model, "c1:*", pre_activation=False)
+    first, last = steps[0], steps[-1]
+    assert last.step == last.total == 10 and "stopped" not in last.info
+    assert last.info["silent"] == (0,)
+    assert "1 of 2 units are silent" in last.info["message"] and "c1:0" in last.info["message"]
+    assert np.array_equal(last.images[0], first.images[0])  # the silent one never moved
+    assert last.info["objective"][1] > last.info["start_objective"][1]
+
+
+def test_silent_units_through_the_job_and_in_chunks(dead_model, monkeypatch):
+    from engine import job_handlers
+    from engine.jobs import Request, run_sync
+
+    monkeypatch.setitem(job_handlers._state, "current", dead_model)
+    result = run_sync(Request("maximize", {"objective": "c1:*", "chunk": 1, "pre_activation": False}))
+    assert result["silent"] == [0] and "1 of 2 units are silent" in result["message"]
+    assert result["rose"] == [False, True]
+    single = run_sync(Request("maximize", {"objective": "c1:0", "pre_activation": False}))
+    assert single["stopped"] == "silent" and "unit is silent" in single["message"]
+
+
+def _direct_activity(model, layer, images):
+    import keras
+
+    sub = keras.Model(model.inputs, model.get_layer(layer).output)
+    out = np.asarray(sub(images, training=False))
+    axes = tuple(range(out.ndim - 1))
+    return out.mean(axis=axes), out.max(axis=axes)
+
+
+@pytest.mark.parametrize("layer", ["conv2", "fc"])
+def test_unit_activity_matches_keras(tiny, layer):
+    images = np.random.default_rng(4).uniform(0, 1, (7, 16, 16, 3)).astype(np.float32)
+    mean, peak = _direct_activity(tiny.model, layer, images)
+    act = engine.unit_activity(tiny, layer, images, batch=3)
+    assert act.count == 7 and act.layer == layer
+    np.testing.assert_allclose(act.mean, mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(act.max, peak, rtol=1e-4, atol=1e-6)
+    # the channel the Maximize tab opens on: the live one whose mean most exceeds its response
+    # to a flat image of the images' mean colour
+    flat_image = np.broadcast_to(images.mean(axis=(0, 1, 2)), images.shape[1:])[None]
+    flat, _ = _direct_activity(tiny.model, layer, flat_image.astype(np.float32))
+    np.testing.assert_allclose(act.flat, flat, rtol=1e-4, atol=1e-6)
+    assert act.best == int(np.argmax(np.where(peak > 0, mean - flat, -np.inf)))
+    assert act.unit == ("channel" if layer == "conv2" else "unit")
+    # an iterable of single images and uint8 input give the same numbers
+    as_bytes = np.round(images * 255).astype(np.uint8)
+    again = engine.unit_activity(tiny, layer, iter(list(as_bytes)), batch=4)
+    mean8, _ = _direct_activity(tiny.model, layer, as_bytes.astype(np.float32) / 255)
+    np.testing.assert_allclose(again.mean, mean8, rtol=1e-4, atol=1e-6)
+
+
+def test_unit_activity_reports_dead_units_with_evidence(dead_model):
+    images = np.random.default_rng(1).uniform(0, 1, (1000, 16, 16, 1)).astype(np.float32)
+    act = engine.unit_activity(dead_model, "c1", images, source="noise")
+    assert act.dead == (0,) and act.alive == (1,) and act.best == 1
+    assert act.dead_note() == "channel 0 of c1 is zero on all 1,000 scanned images (noise): dead"
+    assert engine.unit_activity(dead_model, "c1", images[:5]).count == 5
+
+
+def test_unit_activity_job_on_samples_and_natural_data():
+    from engine.jobs import Finished, Progress, Request, run
+    from engine.maximize.units import UnitActivity, natural_images
+
+    events = list(run(Request("unit_activity", {"model": "builtin:digits", "layer": "Conv2D_2"})))
+    act = events[-1].result
+    assert isinstance(events[-1], Finished) and isinstance(act, UnitActivity)
+    assert act.count == 10 and "samples" in act.source  # the ten digit samples fit a 28x28 grey model
+    params = {"model": "builtin:digits", "layer": "Conv2D_2", "images": "natural", "n": 70, "batch": 32}
+    events = list(run(Request("unit_activity", params)))
+    assert [e.step for e in events if isinstance(e, Progress)] == [32, 64, 70]
+    natural = events[-1].result
+    assert natural.count == 70 and natural.source == "builtin:digits?n=70"
+    h = engine.load_model("builtin:digits")
+    direct = engine.unit_activity(h, "Conv2D_2", natural_images(h, 70))
+    np.testing.assert_allclose(natural.mean, direct.mean, rtol=1e-5)
+
+
+def test_the_unit_picked_first_fires_on_the_start_when_read_after_its_activation():
+    """builtin:digits' most selective conv1 channel is silent on the noise start after its ReLU (and
+    auto reads a first-layer conv after it): the pick job then opens on a selective unit that fires."""
+    from engine.jobs import Request, run_sync
+
+    h = engine.load_model("builtin:digits")
+    picked = run_sync(
+        Request("unit_activity", {"model": "builtin:digits", "layer": "Conv2D_1", "start": "noise"})
+    )
+    assert picked.start is not None and picked.start[picked.best] > 0
+    plain = run_sync(Request("unit_activity", {"model": "builtin:digits", "layer": "Conv2D_1"}))
+    assert plain.start is None
+    alive = np.flatnonzero(picked.max > 0)
+    assert picked.best in alive
+    assert picked.selectivity[picked.best] == max(picked.selectivity[c] for c in alive if picked.start[c] > 0)
+    # deeper layers are read before the activation: no start measurement, no silence possible
+    deep = run_sync(
+        Request("unit_activity", {"model": "builtin:digits", "layer": "Conv2D_2", "start": "noise"})
+    )
+    assert deep.start is None
+    last = run(h, f"Conv2D_1:{picked.best}")[-1]
+    assert last.info["silent"] == () and last.info["rose"] == (True,)

@@ -10,17 +10,23 @@ import json
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer
-from PySide6.QtTest import QTest
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
 
 from engine.jobs import Finished, Request
+
+
+def _pump(ms: int) -> None:
+    """Run the Qt event loop for ms milliseconds (QTest.qWait would hold the GIL from the engine thread)."""
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
 
 
 def _process_until(predicate, timeout_ms: int = 60_000) -> None:
     timer = QElapsedTimer()
     timer.start()
     while not predicate():
-        QTest.qWait(20)  # an event loop, not a busy processEvents() loop
+        _pump(20)
         if timer.elapsed() > timeout_ms:
             raise TimeoutError("timed out waiting for the engine")
 
@@ -92,7 +98,10 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
     assert len(view.curve.steps) == 40 and view.curve.losses[-1] > view.curve.losses[0]
     assert not view.panel.stop_button.isEnabled() and view.panel.gif_button.isEnabled()
     assert view.analytic.isVisibleTo(view)  # conv1 reads the input: the analytic maximizer is shown
-    assert "objective" in view.report.text() and "did not move" not in view.report.text()
+    assert "objective" in view.report.text() and "silent" not in view.report.text()
+    # auto read point (None): conv1 reads the input, so the engine read it after its ReLU
+    assert view.run_settings["pre_activation"] is None and not view.remedy.isVisibleTo(view)
+    assert view.result["settings"]["pre_activation"] is False
     image, settings = view.export_image()
     assert image.dtype == np.uint8 and image.shape == (28, 28, 3)
     assert settings["objective"] == "conv1:3" and settings["kind"] == "maximize"
@@ -102,12 +111,130 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
         view.export_gif(tmp_path / "run.gif")
 
 
-def test_a_silent_unit_gets_a_hint(maximize_view) -> None:
-    """A run whose objective never moved (no gradient: a ReLU that never fires) says so and what to try."""
-    maximize_view._show_extras({"start_objective": [4.9e-6], "objective": [4.9e-6], "losses": [4.9e-6] * 20})
-    assert "did not move" in maximize_view.report.text() and "Before the ReLU" in maximize_view.report.text()
-    maximize_view._show_extras({"start_objective": [0.1], "objective": [2.5], "losses": [0.1, 2.5]})
-    assert "did not move" not in maximize_view.report.text()
+def _handle(state):
+    import engine
+
+    return engine.load_model(state.model["spec"])
+
+
+def _wait_units(view) -> None:
+    _process_until(lambda: view.activity is not None and view.scan is not None)
+
+
+def test_the_tab_opens_on_the_most_active_channel_and_reports_dead_units(maximize_view):
+    """On a layer change the tab picks the channel with the largest mean activation over the sample
+    images that fit the model (not channel 0) and names dead units with the evidence of its scan."""
+    import engine
+    from engine.maximize.units import sample_batch
+
+    view = maximize_view
+    h = _handle(view.state)
+    images, specs = sample_batch(h)
+    assert "builtin:digit_7" in specs and "builtin:astronaut" not in specs  # grey samples fit a grey model
+    expected = {layer: engine.unit_activity(h, layer, images) for layer in ("conv1", "block/inner_conv")}
+    assert any(a.best != 0 for a in expected.values()), "the check needs a layer whose best channel is not 0"
+    for layer, act in expected.items():
+        view.state.set_layer(layer)
+        _wait_units(view)
+        assert view.activity.layer == layer
+        assert view.channel_spin.value() == act.best
+        assert view.objective() == f"{layer}:{act.best}"
+        note = view.unit_note.text()
+        assert f"most selective on the shipped samples that fit the model: channel {act.best}" in note
+        if act.dead:
+            assert act.dead_note().replace("(", "").split(" of ")[0] in note and "scanned images" in note
+        else:
+            assert f"no dead channels: each fires on some of the {len(specs)} scanned images" in note
+    # a channel the user picked stays when the same layer is shown again
+    view.channel_spin.setValue(1 if view.channel_spin.value() != 1 else 2)
+    chosen = view.channel_spin.value()
+    view.refresh()
+    assert view.channel_spin.value() == chosen
+
+
+def test_after_the_activation_is_an_unchecked_option_saved_under_a_new_key(maximize_view, tmp_path):
+    view = maximize_view
+    assert view.post_check.text() == "After the activation" and not view.post_check.isChecked()
+    assert view.params()["pre_activation"] is None  # auto: before the activation, except a first-layer conv
+    view.post_check.setChecked(True)
+    assert view.params()["pre_activation"] is False
+    old = QSettings(str(tmp_path / "old.ini"), QSettings.Format.IniFormat)
+    old.setValue("pre_activation", False)  # saved by the old "Before the ReLU" checkbox, unchecked
+    view.restore_settings(old)
+    assert not view.post_check.isChecked() and view.params()["pre_activation"] is None
+    view.post_check.setChecked(True)
+    new = QSettings(str(tmp_path / "new.ini"), QSettings.Format.IniFormat)
+    view.save_settings(new)
+    view.post_check.setChecked(False)
+    view.restore_settings(new)
+    assert view.post_check.isChecked()
+    view.post_check.setChecked(False)
+
+
+def test_a_silent_unit_stops_early_and_the_remedy_reruns(maximize_view, monkeypatch):
+    """After the activation, from a flat grey start some conv1 units never fire: the run stops after its
+    first steps, says so, and one click reads the unit before its activation and runs again."""
+    import engine
+
+    monkeypatch.setenv("CONVSCOPE_MAX_STEPS", "20")
+    view = maximize_view
+    _wait_units(view)
+    h = _handle(view.state)
+    probe = list(engine.maximize(h, "conv1:*", steps=3, init="grey", pre_activation=False))[-1]
+    silent = probe.info["silent"]
+    assert silent, "a flat grey start leaves some conv1 unit of the fixture silent after its ReLU"
+    view.set_mode("channel")
+    view.channel_spin.setValue(silent[0])
+    view.start_box.setCurrentIndex(view.start_box.findData("grey"))
+    view.post_check.setChecked(True)
+    view.start()
+    _process_until(lambda: view.result is not None)
+    assert view.result["stopped"] == "silent" and len(view.result["losses"]) < 20
+    assert "unit is silent from this start" in view.report.text()
+    assert view.panel.status.text().startswith("stopped early")
+    assert view.remedy.isVisibleTo(view) and view.pre_button.isVisibleTo(view)
+    assert view.photo_button.isVisibleTo(view)
+    view.pre_button.click()
+    assert view.result is None and not view.post_check.isChecked()
+    _process_until(lambda: view.result is not None)
+    assert view.run_settings["pre_activation"] is True and view.result["settings"]["pre_activation"] is True
+    assert "stopped" not in view.result and len(view.result["losses"]) == 20
+    assert view.result["objective"][0] > view.result["start_objective"][0]
+    assert "silent" not in view.report.text() and not view.remedy.isVisibleTo(view)
+    # the other remedy starts from the photo
+    view.post_check.setChecked(True)
+    view.start()
+    _process_until(lambda: view.result is not None)
+    view.photo_button.click()
+    assert view.start_box.currentData() == "photo"
+    _process_until(lambda: view.result is not None)
+    assert view.result["settings"]["init"] == "photo"
+    view.post_check.setChecked(False)
+    view.start_box.setCurrentIndex(view.start_box.findData("noise"))
+
+
+def test_the_curve_shows_real_values_and_no_range_while_empty(maximize_view):
+    curve = maximize_view.curve
+    curve.reset()
+    left = curve.getPlotItem().getAxis("left")
+    assert curve.placeholder.isVisible() and not left.style["showValues"]
+    for step, value in enumerate((0.0001, 0.0002, 0.0004), start=1):
+        curve.add(step, value)
+    curve.getPlotItem().vb.autoRange()
+    assert not curve.placeholder.isVisible() and left.style["showValues"]
+    assert left.autoSIPrefixScale == 1.0 and "(x" not in left.labelString()
+    assert curve.getPlotItem().getAxis("bottom").autoSIPrefixScale == 1.0
+    curve.reset()
+    assert curve.placeholder.isVisible() and curve.empty
+
+
+def test_the_image_gets_most_of_the_room(maximize_view):
+    view = maximize_view
+    view.resize(1200, 800)
+    _pump(50)
+    assert view.pane.height() >= 0.6 * view.height()
+    assert view.curve.height() <= 0.25 * view.height()
+    assert view.pane.width() >= 2 * view.analytic.maximumWidth()
 
 
 def test_all_channels_fill_the_grid_chunk_by_chunk(maximize_view, qtbot, monkeypatch):
@@ -191,3 +318,24 @@ def test_dream_tab_runs_a_job_and_the_pane_receives_frames(ready, qtbot, monkeyp
     assert image.shape == (20, 20, 3) and settings["layers"] == "block/inner_conv:2"
     assert view.export_gif(tmp_path / "dream.gif")[0].exists()
     view.stop()
+
+
+def test_a_unit_handed_in_from_another_tab_is_kept(maximize_view):
+    """The Dataset tab hands a unit over with set_objective: the tab's own pick must not replace it."""
+    import engine
+    from engine.maximize.units import sample_batch
+
+    view = maximize_view
+    _wait_units(view)
+    h = _handle(view.state)
+    best = engine.unit_activity(h, "block/inner_conv", sample_batch(h)[0]).best
+    channel = (best + 1) % 12
+    view.set_objective(f"block/inner_conv:{channel}")
+    assert view.state.layer == "block/inner_conv" and view.mode == "channel"
+    _process_until(lambda: view.activity is not None and view.activity.layer == "block/inner_conv")
+    _process_until(lambda: view.scan is not None)
+    assert view.channel_spin.value() == channel and view.objective() == f"block/inner_conv:{channel}"
+    view.set_objective("conv1:2@5,6")
+    assert view.objective() == "conv1:2@5,6" and view.mode == "neuron"
+    view.set_objective("0.5*conv1:1 - class:2")
+    assert view.mode == "expression" and view.objective() == "0.5*conv1:1 - class:2"
