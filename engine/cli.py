@@ -127,7 +127,8 @@ def _export_featuremaps(args: argparse.Namespace) -> dict[str, Any]:
         "layer": path,
         "norm": args.norm,
         "cmap": args.cmap,
-        "cols": args.cols,
+        "cols": grid.layout["cols"],
+        "layout": "fixed",
         "scaling": h.scaling,
     }
     return {"image": grid.image, "settings": settings}
@@ -137,6 +138,16 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--layer", required=True)
     p.add_argument("--scale", choices=("shared", "per-filter"), default="shared")
+    p.add_argument("--max-filters", type=int, default=256, help="show at most this many filters")
+    p.add_argument("--cols", type=int, default=None, help="filters per row (default: about square)")
+    p.add_argument(
+        "--sections-per-row",
+        type=int,
+        choices=(1, 2, 4),
+        default=None,
+        help="first-layer RGB, R, G, B sections per row, or blocks of filter rows side by side "
+        "for deeper layers (default 1: stacked)",
+    )
     _out_args(p)
 
 
@@ -147,8 +158,22 @@ def _export_filters(args: argparse.Namespace) -> dict[str, Any]:
 
     h = _load(args)
     path = h.resolve(args.layer)
-    grid = render.filter_grid(filters(h, path), shared_scale=args.scale == "shared")
-    settings = {"view": "filters", "model": h.spec, "layer": path, "scale": args.scale}
+    grid = render.filter_grid(
+        filters(h, path),
+        shared_scale=args.scale == "shared",
+        max_out=args.max_filters,
+        cols=args.cols,
+        sections_per_row=args.sections_per_row,
+    )
+    settings = {
+        "view": "filters",
+        "model": h.spec,
+        "layer": path,
+        "scale": args.scale,
+        "max_filters": args.max_filters,
+        **grid.layout,
+        "layout": "fixed",
+    }
     return {"image": grid.image, "settings": settings}
 
 

@@ -9,9 +9,13 @@ to_model_input, so maps meant for overlay can come back on the photo's own grid.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +33,147 @@ SAMPLES = RESOURCES / "images"
 ImageSource = str | os.PathLike | np.ndarray | bytes
 
 
-def sample_images() -> list[str]:
-    """The "builtin:NAME" specs of the images shipped in resources/images."""
+def sample_images(fit: Mapping[str, Any] | Any | None = None) -> list[str]:
+    """The "builtin:NAME" specs of the images shipped in resources/images, by name.
+
+    fit: a model summary dict (input_shape, spec, class_names) or a ModelHandle; when
+    given, the samples come in :func:`rank_samples` order (those that fit the model first).
+    """
+    if fit is not None:
+        get = fit.get if isinstance(fit, Mapping) else lambda key: getattr(fit, key, None)
+        return rank_samples(get("input_shape"), get("spec"), get("class_names"))
     if not SAMPLES.is_dir():
         return []
     return [f"builtin:{p.stem}" for p in sorted(SAMPLES.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+# ----- which samples fit a model ------------------------------------------------
+@dataclass(frozen=True)
+class _Sample:
+    spec: str
+    stem: str
+    channels: int  # 1 grey, 3 colour (from the file header)
+    side: int  # longer side in pixels
+    dataset: str  # the built-in model whose training data it shows ("digits" for digit_7), or ""
+    label: str  # its class ("7"), or ""
+
+
+@lru_cache(maxsize=4)
+def _samples_info(listing: tuple[tuple[str, int], ...]) -> tuple[_Sample, ...]:
+    """Header facts of each sample (PIL reads only the header: cheap enough for the GUI thread)."""
+    from engine import zoo
+
+    builtins = zoo.builtin_models()
+    out = []
+    for name, _mtime in listing:
+        path = SAMPLES / name
+        stem = path.stem
+        try:
+            with Image.open(path) as im:
+                channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+                side = max(im.size)
+        except (OSError, ValueError):
+            continue
+        dataset, label = "", ""
+        prefix, _, suffix = stem.rpartition("_")
+        if prefix:
+            owner = next((b for b in builtins if b.startswith(prefix)), "")
+            if owner and suffix.lower() in {c.lower() for c in zoo.get(owner).class_names}:
+                dataset, label = owner, suffix
+        out.append(_Sample(f"builtin:{stem}", stem, channels, side, dataset, label))
+    return tuple(out)
+
+
+def _samples() -> tuple[_Sample, ...]:
+    if not SAMPLES.is_dir():
+        return ()
+    listing = tuple(
+        (p.name, p.stat().st_mtime_ns)
+        for p in sorted(SAMPLES.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return _samples_info(listing)
+
+
+def _sample_scores(
+    input_shape: Sequence[int | None] | None, model_spec: str | None, class_names: Sequence[str] | None
+) -> list[tuple[tuple[int, int, float, int], _Sample]]:
+    """(score, sample) pairs, lower scores fitting better: (class tier, kind tier, size distance, name order).
+
+    Class tier 0: the sample shows one of the model's classes (digit_7 for class names "0".."9").
+    Kind tier 0: a grey sample for a one-channel model; a photo (no built-in model's data) for a
+    colour model. Then, for a one-channel model, the size distance (digits first for a 28x28
+    model, the grey photo first for a large one); for a colour model, colour before grey.
+    """
+    spec = str(model_spec or "")
+    builtin = spec[8:].split("?", 1)[0] if spec.startswith("builtin:") else ""
+    if class_names is None and builtin:
+        from engine import zoo
+        from engine.errors import ModelLoadError
+
+        try:
+            class_names = zoo.get(builtin).class_names
+        except ModelLoadError:
+            class_names = None
+    classes = {str(c).lower() for c in class_names or ()}
+    shape = tuple(input_shape or ())
+    channels = int(shape[-1]) if len(shape) == 3 and shape[-1] else None
+    if channels is None and spec.startswith("keras:"):
+        channels = 3  # keras.applications: ImageNet colour photos
+    side = max((int(s) for s in shape[:2] if s), default=0)
+    scored = []
+    for order, s in enumerate(_samples()):
+        shows_class = bool(s.label) and s.label.lower() in classes and (not builtin or s.dataset == builtin)
+        if channels == 1:
+            kind_fits = s.channels == 1
+        elif channels is not None:
+            kind_fits = not s.dataset
+        else:
+            kind_fits = False
+        if channels == 1:  # small samples first for a small model, large ones for a large model
+            fine = round(abs(math.log(s.side / side)), 1) if side and s.side else 0.0
+        elif channels is not None:  # colour photos before grey ones
+            fine = 0.0 if s.channels == 3 else 1.0
+        else:  # nothing known: name order
+            fine = 0.0
+        score = (0 if shows_class else 1, 0 if kind_fits else 1, fine, order)
+        scored.append((score, s))
+    scored.sort(key=lambda pair: pair[0])
+    return scored
+
+
+def rank_samples(
+    input_shape: Sequence[int | None] | None = None,
+    model_spec: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[str]:
+    """All sample specs, those that fit the model first (see :func:`fitting_samples`).
+
+    Pure Python and file headers only (no TensorFlow, no decoding), so the GUI calls it on
+    its main thread. Knowing only the spec is enough for builtin: and keras: models; a model
+    file needs its input_shape (and, if it has them, class_names) from the loaded summary.
+    """
+    return [s.spec for _, s in _sample_scores(input_shape, model_spec, class_names)]
+
+
+def fitting_samples(
+    input_shape: Sequence[int | None] | None = None,
+    model_spec: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[str]:
+    """The samples that fit the model, best first; empty when nothing is known about it.
+
+    A sample showing one of the model's classes fits best (a digit for builtin:digits, a shape
+    for builtin:shapes); without such samples, grey samples fit a one-channel model (digits
+    first for a small one) and photos a colour model (keras: applications included).
+    """
+    scored = _sample_scores(input_shape, model_spec, class_names)
+    if not scored:
+        return []
+    best = scored[0][0][:2]
+    if best[0] != 0 and best[1] != 0:
+        return []
+    return [s.spec for score, s in scored if score[:2] == best]
 
 
 def sample_path(name: str) -> Path:

@@ -332,6 +332,153 @@ def cell_detail(geometry: GridGeometry, y: float, x: float) -> tuple[int, int] |
     return None if pos is None else (geometry.indices[pos], geometry.channels[pos])
 
 
+# --------------------------------------------------------------------------- layouts that fit a pane
+
+
+def grid_size(
+    n: int,
+    cols: int,
+    cell_hw: tuple[int, int],
+    margin: int = 2,
+    title_height: int = 0,
+    scale: int = 1,
+    top: int = 0,
+) -> tuple[int, int]:
+    """(height, width) of ``grid_geometry(n, cols, ...)`` in closed form (no rectangles built)."""
+    if n <= 0:
+        return top + 2 * margin + 1, 2 * margin + 1
+    cols = min(max(int(cols), 1), n)
+    rows = math.ceil(n / cols)
+    ch, cw = cell_hw
+    return top + margin + rows * (title_height + ch * scale + margin), margin + cols * (cw * scale + margin)
+
+
+def _fit_factor(size_hw: tuple[int, int], fit: tuple[int, int]) -> float:
+    """How much a figure of size_hw is magnified (or shrunk) to fit a pane of fit = (h, w)."""
+    return min(fit[0] / max(size_hw[0], 1), fit[1] / max(size_hw[1], 1))
+
+
+def best_cols(
+    n: int,
+    cell_hw: tuple[int, int],
+    fit: tuple[int, int],
+    margin: int = 2,
+    title_height: int = 0,
+    scale: int = 1,
+    top: int = 0,
+) -> int:
+    """The column count that shows n cells largest in a pane of fit = (height, width) pixels.
+
+    The figure is scaled to fit the pane with its aspect kept, so a cell is shown
+    ``cell * min(pane_h / height, pane_w / width)`` pixels; ties go to fewer columns.
+    """
+    if n <= 1:
+        return 1
+    best, best_f = 1, -1.0
+    for cols in range(1, n + 1):
+        if cols > 1 and math.ceil(n / cols) == math.ceil(n / (cols - 1)):
+            continue  # same rows as one column fewer, only wider
+        f = _fit_factor(grid_size(n, cols, cell_hw, margin, title_height, scale, top), fit)
+        if f > best_f * (1 + 1e-9):
+            best, best_f = cols, f
+    return best
+
+
+def _check_fit(fit: Sequence[int] | None) -> tuple[int, int] | None:
+    if fit is None:
+        return None
+    h, w = (int(v) for v in fit)
+    if h < 1 or w < 1:
+        raise EngineError(f"a pane to fit must be at least 1x1 pixels, got {h}x{w}")
+    return h, w
+
+
+def feature_layout(shape: Sequence[int], fit: Sequence[int] | None, titles: bool = True) -> int:
+    """Columns of :func:`feature_grid` for maps of ``shape`` ((h, w, c) or (units,)).
+
+    fit = (height, width) of the pane: the columns that show maps largest there; None:
+    the fixed near-square layout exports use.
+    """
+    pane = _check_fit(fit)
+    shape = tuple(int(v) for v in shape)
+    while len(shape) > 1 and shape[0] == 1 and len(shape) in (2, 4):
+        shape = shape[1:]
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) == 1:
+        n = shape[0]
+        if pane is None:
+            return _near_square_cols(n)
+        best, best_f = 1, -1.0
+        for cols in range(1, max(n, 1) + 1):
+            scale = int(min(max(512 // cols, 4), 32))
+            f = _fit_factor(grid_size(n, cols, (1, 1), 1, 0, scale), pane) * scale
+            if f > best_f * (1 + 1e-9):
+                best, best_f = cols, f
+        return best
+    h, w, c = shape[-3:]
+    scale = _auto_scale(h, w, MIN_MAP_CELL_PX)
+    th = text_height() if titles else 0
+    if pane is None:
+        return _near_square_cols(c, h * scale + th, w * scale)
+    return best_cols(c, (h, w), pane, 2, th, scale)
+
+
+SECTION_GAP = 8  # pixels between side-by-side RGB / R / G / B sections of a first-layer filter figure
+SECTION_CHOICES = (1, 2, 4)  # sections per row: stacked, 2 x 2, side by side
+
+
+def _arranged_size(
+    section_hw: tuple[int, int], n_sections: int, per_row: int, caption_band: int
+) -> tuple[int, int]:
+    rows = math.ceil(n_sections / per_row)
+    sh, sw = section_hw
+    return caption_band + rows * sh, per_row * sw + (per_row - 1) * SECTION_GAP
+
+
+def filter_layout(
+    shape: Sequence[int], fit: Sequence[int] | None, max_out: int = 256, max_in: int = 32
+) -> dict[str, int]:
+    """Layout of :func:`filter_grid` for weights of shape (kh, kw, cin, cout): {"cols", "sections_per_row"}.
+
+    fit = (height, width) of the pane: first-layer RGB / R / G / B sections side by side
+    (4 or 2 x 2) in a wide pane, stacked (1 or 2 x 2) in a tall one, with the arrangement
+    and columns that show the filters largest; None: the fixed layout exports use
+    (near-square grids, sections stacked). For the filters x input channels matrix of
+    deeper layers, "sections_per_row" is the number of blocks of filter rows side by side
+    (1 without fit) and "cols" the input channels shown.
+    """
+    pane = _check_fit(fit)
+    kh, kw, cin, cout = (int(v) for v in shape)
+    n = min(cout, int(max_out))
+    if cin not in (1, 3):
+        n_in = min(cin, int(max_in))
+        blocks = _matrix_blocks(kh, kw, n_in, n, n < cout or n_in < cin, pane)
+        return {"cols": n_in, "sections_per_row": blocks}
+    scale = _auto_scale(kh, kw, MIN_FILTER_CELL_PX)
+    th, margin = text_height(), 2
+    band = th + margin if n < cout else 0  # the "showing n of m filters" caption
+    if cin == 1:
+        if pane is None:
+            return {"cols": _near_square_cols(n, kh * scale + th, kw * scale), "sections_per_row": 1}
+        return {"cols": best_cols(n, (kh, kw), pane, margin, th, scale, band), "sections_per_row": 1}
+    if pane is None:
+        return {"cols": _near_square_cols(n, kh * scale + th, kw * scale), "sections_per_row": 1}
+    # sections side by side in a wide pane, stacked in a tall one (2 x 2 allowed in both)
+    choices = (2, 4) if pane[1] >= pane[0] else (1, 2)
+    best = {"cols": 1, "sections_per_row": choices[0]}
+    best_f = -1.0
+    for per_row in choices:
+        for cols in range(1, n + 1):
+            if cols > 1 and math.ceil(n / cols) == math.ceil(n / (cols - 1)):
+                continue
+            section = grid_size(n, cols, (kh, kw), margin, th, scale, th + margin)
+            f = _fit_factor(_arranged_size(section, 4, per_row, band), pane)
+            if f > best_f * (1 + 1e-9):
+                best, best_f = {"cols": cols, "sections_per_row": per_row}, f
+    return best
+
+
 # --------------------------------------------------------------------------- text and tiling
 
 
@@ -473,6 +620,7 @@ class RenderedGrid:
     factors: np.ndarray
     geometry: GridGeometry
     caption: str = ""
+    layout: dict = field(default_factory=dict)  # {"cols": n[, "sections_per_row": s]} as drawn
 
 
 def _factor_label(f: float) -> str:
@@ -500,6 +648,7 @@ def feature_grid(
     cols: int | None = None,
     titles: bool = True,
     scale: int | None = None,
+    fit: Sequence[int] | None = None,
 ) -> RenderedGrid:
     """Render a layer's output: one tile per channel of (h, w, c) maps, or one cell per dense unit.
 
@@ -508,11 +657,16 @@ def feature_grid(
     ``per_map``). (h, w) is one map. A leading batch axis of size 1 is dropped.
     (units,): one image, each unit a square cell of a near-square grid coloured by its
     value (the vector normalized as one map); ``cell_at`` gives the unit index.
-    scale=None upscales tiny maps so cells are at least ~48 px.
+    scale=None upscales tiny maps so cells are at least ~48 px. cols=None picks the columns
+    with :func:`feature_layout`: those that show maps largest in a pane of fit = (height,
+    width), or near-square without fit (the fixed layout of exports). ``layout["cols"]`` of
+    the result says which were drawn.
     """
     a = _squeeze_batch(np.asarray(maps))
     if a.ndim == 2:
         a = a[:, :, None]
+    if cols is None and fit is not None and a.ndim in (1, 3) and a.size:
+        cols = feature_layout(a.shape, fit, titles=titles)
     if a.ndim == 1:
         return _dense_grid(a, norm, cmap, cols, scale)
     if a.ndim != 3:
@@ -532,7 +686,7 @@ def feature_grid(
             show = norm == "per_map" and round(f, 1) != 1.0
             labels.append(f"{k} {_factor_label(f)}" if show else str(k))
     image, geo = _tile_with_geometry(colored, cols=cols, titles=labels, scale=scale)
-    return RenderedGrid(image=image, factors=factors, geometry=geo)
+    return RenderedGrid(image=image, factors=factors, geometry=geo, layout={"cols": geo.cols})
 
 
 def _dense_grid(v: np.ndarray, norm: str, cmap: str, cols: int | None, scale: int | None) -> RenderedGrid:
@@ -547,7 +701,9 @@ def _dense_grid(v: np.ndarray, norm: str, cmap: str, cols: int | None, scale: in
     if scale is None:
         scale = int(min(max(512 // cols, 4), 32))
     image, geo = _tile_with_geometry(colored[:, None, None, :], cols=cols, margin=1, scale=scale)
-    return RenderedGrid(image=image, factors=np.ones(n, dtype=np.float32), geometry=geo)
+    return RenderedGrid(
+        image=image, factors=np.ones(n, dtype=np.float32), geometry=geo, layout={"cols": geo.cols}
+    )
 
 
 def _signed01(w: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
@@ -557,50 +713,53 @@ def _signed01(w: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
     return np.clip(0.5 + 0.5 * (w / safe), 0.0, 1.0).astype(np.float32)
 
 
-def _stack_sections(
+def _arrange_sections(
     sections: Sequence[tuple[str, list[np.ndarray], list[str], int]],
     margin: int,
     background: tuple[int, int, int],
     scale: int,
     caption: str,
+    cols: int | None = None,
+    per_row: int = 1,
 ) -> tuple[np.ndarray, GridGeometry]:
-    """Sections one under another, each a titled grid; geometry indices = filter index, channel = section's."""
-    parts: list[np.ndarray] = []
+    """Titled section grids, per_row to a row (1 = one under another), SECTION_GAP apart side by side.
+
+    Each section is a grid of ``cols`` columns; geometry indices = filter index, channel =
+    the section's channel.
+    """
+    per_row = min(max(int(per_row), 1), max(len(sections), 1))
+    tiles: list[tuple[np.ndarray, GridGeometry, int]] = []
+    for title, images, titles, channel in sections:
+        img, geo = _tile_with_geometry(
+            images, cols=cols, margin=margin, background=background, titles=titles, scale=scale, caption=title
+        )
+        tiles.append((img, geo, channel))
+    band = text_height() + margin if caption else 0
+    sec_h = max((t[0].shape[0] for t in tiles), default=1)
+    sec_w = max((t[0].shape[1] for t in tiles), default=1)
+    height, width = _arranged_size((sec_h, sec_w), len(tiles), per_row, band)
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = background
     rects: list[Rect] = []
     image_rects: list[Rect] = []
     indices: list[int] = []
     channels: list[int] = []
-    y = 0
-    width = 0
     cols_used = 0
-    if caption:
-        band = np.empty((text_height() + margin, 1, 3), dtype=np.uint8)
-        parts.append(band)
-        y += band.shape[0]
-    for title, images, titles, channel in sections:
-        img, geo = _tile_with_geometry(
-            images, margin=margin, background=background, titles=titles, scale=scale, caption=title
-        )
-        parts.append(img)
-        for k, (r, ir) in enumerate(zip(geo.rects, geo.image_rects)):
-            rects.append((r[0] + y, r[1], r[2] + y, r[3]))
-            image_rects.append((ir[0] + y, ir[1], ir[2] + y, ir[3]))
-            indices.append(k)
+    for k, (img, geo, channel) in enumerate(tiles):
+        r, c = divmod(k, per_row)
+        y = band + r * sec_h  # each section's own title band separates the rows
+        x = c * (sec_w + SECTION_GAP)
+        canvas[y : y + img.shape[0], x : x + img.shape[1]] = img
+        for i, (rc, ir) in enumerate(zip(geo.rects, geo.image_rects)):
+            rects.append((rc[0] + y, rc[1] + x, rc[2] + y, rc[3] + x))
+            image_rects.append((ir[0] + y, ir[1] + x, ir[2] + y, ir[3] + x))
+            indices.append(i)
             channels.append(channel)
-        y += img.shape[0]
-        width = max(width, img.shape[1])
         cols_used = max(cols_used, geo.cols)
-    canvas = np.empty((y, width, 3), dtype=np.uint8)
-    canvas[:] = background
-    yy = 0
-    for p in parts:
-        if p.shape[1] > 1:
-            canvas[yy : yy + p.shape[0], : p.shape[1]] = p
-        yy += p.shape[0]
     if caption:
         canvas = _draw_texts(canvas, [(margin, margin, width - 2 * margin, caption)], background)
     geo = GridGeometry(
-        height=y,
+        height=height,
         width=width,
         rects=tuple(rects),
         image_rects=tuple(image_rects),
@@ -617,6 +776,9 @@ def filter_grid(
     shared_scale: bool = True,
     max_in: int = 32,
     max_out: int = 256,
+    cols: int | None = None,
+    sections_per_row: int | None = None,
+    fit: Sequence[int] | None = None,
 ) -> RenderedGrid:
     """Render conv filters (kh, kw, cin, cout) with zero weight as mid-grey.
 
@@ -629,6 +791,10 @@ def filter_grid(
     ``cell_detail`` gives (filter, input channel).
     shared_scale divides by the largest |weight| of the whole layer (filters compare);
     otherwise each filter by its own (factors = layer peak / filter peak).
+    cols (filters per row of a grid) and sections_per_row (1 stacked, 2, or 4 side by side;
+    for the matrix: blocks of filter rows side by side) set the layout; left None they come from :func:`filter_layout`: the layout that shows
+    filters largest in a pane of fit = (height, width), or the fixed one without fit.
+    ``layout`` of the result says what was drawn.
     """
     w = np.asarray(weights)
     if w.ndim != 4:
@@ -659,23 +825,44 @@ def filter_grid(
         notes.append(f"{n_in} of {cin} input channels")
     caption = ("showing " + " and ".join(notes)) if notes else ""
     bg = (255, 255, 255)
+    if cin not in (1, 3):
+        if sections_per_row is None:
+            sections_per_row = filter_layout((kh, kw, cin, cout), fit, max_out, max_in)["sections_per_row"]
+        if int(sections_per_row) < 1:
+            raise EngineError(f"sections_per_row must be at least 1, got {sections_per_row}")
+        return _filter_matrix(v, factors, caption, bg, int(sections_per_row))
+    if cols is None or sections_per_row is None:
+        chosen = filter_layout((kh, kw, cin, cout), fit, max_out, max_in)
+        cols = chosen["cols"] if cols is None else cols
+        sections_per_row = chosen["sections_per_row"] if sections_per_row is None else sections_per_row
+    if cols is not None and int(cols) < 1:
+        raise EngineError(f"cols must be at least 1, got {cols}")
+    if sections_per_row is not None and int(sections_per_row) not in SECTION_CHOICES:
+        raise EngineError(f"sections_per_row must be one of {SECTION_CHOICES}, got {sections_per_row}")
 
     if cin == 3:
         scale = _auto_scale(kh, kw, MIN_FILTER_CELL_PX)
         names = [str(k) for k in range(n_out)]
         rgb = [to_uint8(v[:, :, :, k]) for k in range(n_out)]
-        sections = [("filters as RGB (grey = 0)", rgb, names, -1)]
+        sections = [("RGB (grey = 0)", rgb, names, -1)]  # short titles: a section may be narrow
         for ch, cname in enumerate(("red", "green", "blue")):
             grey = [apply_colormap(v[:, :, ch, k], "gray") for k in range(n_out)]
-            sections.append((f"{cname} channel (grey = 0)", grey, names, ch))
-        image, geo = _stack_sections(sections, 2, bg, scale, caption)
-        return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption)
+            sections.append((f"{cname} (grey = 0)", grey, names, ch))
+        per_row = int(sections_per_row or 1)
+        image, geo = _arrange_sections(sections, 2, bg, scale, caption, cols, per_row)
+        layout = {"cols": geo.cols, "sections_per_row": per_row}
+        return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption, layout=layout)
 
     if cin == 1:
         scale = _auto_scale(kh, kw, MIN_FILTER_CELL_PX)
         tiles = [apply_colormap(v[:, :, 0, k], "signed") for k in range(n_out)]
         image, geo = _tile_with_geometry(
-            tiles, titles=[str(k) for k in range(n_out)], scale=scale, background=bg, caption=caption or None
+            tiles,
+            cols=cols,
+            titles=[str(k) for k in range(n_out)],
+            scale=scale,
+            background=bg,
+            caption=caption or None,
         )
         geo = GridGeometry(
             geo.height,
@@ -687,52 +874,92 @@ def filter_grid(
             geo.rows,
             geo.cols,
         )
-        return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption)
+        layout = {"cols": geo.cols, "sections_per_row": 1}
+        return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption, layout=layout)
 
-    return _filter_matrix(v, factors, caption, bg)
+
+def _matrix_geometry(kh: int, kw: int, n_in: int, n_out: int, caption: bool, blocks: int) -> dict[str, int]:
+    """Sizes of the filters x input channels matrix split into `blocks` blocks of filter rows side by side."""
+    scale = _auto_scale(kh, kw, MIN_MATRIX_CELL_PX)
+    margin, th = 1, text_height()
+    label_w = int(_font().getlength(str(n_out - 1))) + 4
+    ch, cw = kh * scale, kw * scale
+    per_block = math.ceil(n_out / blocks)
+    top = (th + margin if caption else 0) + th  # caption band, then column header band
+    block_w = label_w + margin + n_in * (cw + margin)
+    return {
+        "scale": scale,
+        "margin": margin,
+        "th": th,
+        "label_w": label_w,
+        "ch": ch,
+        "cw": cw,
+        "per_block": per_block,
+        "top": top,
+        "block_w": block_w,
+        "height": top + margin + per_block * (ch + margin),
+        "width": blocks * block_w + (blocks - 1) * SECTION_GAP,
+    }
+
+
+def _matrix_blocks(
+    kh: int, kw: int, n_in: int, n_out: int, caption: bool, fit: tuple[int, int] | None
+) -> int:
+    """Blocks of filter rows side by side that show the matrix largest in a pane of fit (1 without fit)."""
+    if fit is None:
+        return 1
+    best, best_f = 1, -1.0
+    for blocks in range(1, min(n_out, 8) + 1):
+        if blocks > 1 and math.ceil(n_out / blocks) == math.ceil(n_out / (blocks - 1)):
+            continue
+        g = _matrix_geometry(kh, kw, n_in, n_out, caption, blocks)
+        f = _fit_factor((g["height"], g["width"]), fit)
+        if f > best_f * (1 + 1e-9):
+            best, best_f = blocks, f
+    return best
 
 
 def _filter_matrix(
-    v: np.ndarray, factors: np.ndarray, caption: str, bg: tuple[int, int, int]
+    v: np.ndarray, factors: np.ndarray, caption: str, bg: tuple[int, int, int], blocks: int = 1
 ) -> RenderedGrid:
-    """Rows = filters, columns = input channels, with index labels on the left and on top."""
+    """Rows = filters, columns = input channels, with index labels on the left and on top.
+
+    blocks > 1 splits the filter rows into that many blocks side by side (for a wide pane),
+    each with its own column header and row labels.
+    """
     kh, kw, n_in, n_out = v.shape
-    scale = _auto_scale(kh, kw, MIN_MATRIX_CELL_PX)
-    margin = 1
-    th = text_height()
-    font = _font()
-    label_w = int(font.getlength(str(n_out - 1))) + 4
-    ch, cw = kh * scale, kw * scale
-    top = (th + margin if caption else 0) + th  # caption band, then column header band
-    left = label_w
-    width = left + margin + n_in * (cw + margin)
-    height = top + margin + n_out * (ch + margin)
+    blocks = min(max(int(blocks), 1), n_out)
+    g = _matrix_geometry(kh, kw, n_in, n_out, bool(caption), blocks)
+    scale, margin, th, label_w = g["scale"], g["margin"], g["th"], g["label_w"]
+    ch, cw, per_block, top = g["ch"], g["cw"], g["per_block"], g["top"]
+    height, width = g["height"], g["width"]
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = bg
     colored = apply_colormap(v, "signed")  # (kh, kw, n_in, n_out, 3)
     rects: list[Rect] = []
     indices: list[int] = []
     channels: list[int] = []
-    for o in range(n_out):
-        y0 = top + margin + o * (ch + margin)
-        for i in range(n_in):
-            x0 = left + margin + i * (cw + margin)
-            canvas[y0 : y0 + ch, x0 : x0 + cw] = _upscale(colored[:, :, i, o], scale)
-            rects.append((y0, x0, y0 + ch, x0 + cw))
-            indices.append(o)
-            channels.append(i)
     texts: list[tuple[int, int, int, str]] = []
     if caption:
         texts.append((margin, margin, width - 2 * margin, caption))
-    header_y = top - th
-    for i in range(n_in):
-        x0 = left + margin + i * (cw + margin)
-        texts.append((header_y, x0, cw + margin, str(i)))
     label_offset = max((ch - th) // 2, 0)
     every = max(1, math.ceil(th / (ch + margin)))  # label every row where labels fit
-    for o in range(0, n_out, every):
-        y0 = top + margin + o * (ch + margin)
-        texts.append((y0 + label_offset - 1, 1, label_w - 2, str(o)))
+    for b in range(math.ceil(n_out / per_block)):
+        left = b * (g["block_w"] + SECTION_GAP) + label_w
+        rows = range(b * per_block, min((b + 1) * per_block, n_out))
+        for r, o in enumerate(rows):
+            y0 = top + margin + r * (ch + margin)
+            for i in range(n_in):
+                x0 = left + margin + i * (cw + margin)
+                canvas[y0 : y0 + ch, x0 : x0 + cw] = _upscale(colored[:, :, i, o], scale)
+                rects.append((y0, x0, y0 + ch, x0 + cw))
+                indices.append(o)
+                channels.append(i)
+            if r % every == 0:
+                texts.append((y0 + label_offset - 1, left - label_w + 1, label_w - 2, str(o)))
+        for i in range(n_in):
+            x0 = left + margin + i * (cw + margin)
+            texts.append((top - th, x0, cw + margin, str(i)))
     image = _draw_texts(canvas, texts, bg)
     geo = GridGeometry(
         height=height,
@@ -744,7 +971,8 @@ def _filter_matrix(
         rows=n_out,
         cols=n_in,
     )
-    return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption)
+    layout = {"cols": n_in, "sections_per_row": blocks}
+    return RenderedGrid(image=image, factors=factors, geometry=geo, caption=caption, layout=layout)
 
 
 # --------------------------------------------------------------------------- overlays and boxes

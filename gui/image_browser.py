@@ -120,6 +120,7 @@ class ImageListModel(QAbstractListModel):
         super().__init__(parent)
         self.specs: list[str] = []
         self._index: dict[str, int] = {}
+        self.fitting: set[str] = set()  # samples that fit the model (others are dimmed)
         self._icons: dict[str, QIcon] = {}
         self._errors: dict[str, str] = {}
         self._requested: set[str] = set()
@@ -156,7 +157,12 @@ class ImageListModel(QAbstractListModel):
             return self._loading
         if role == Qt.ItemDataRole.ToolTipRole:
             error = self._errors.get(spec)
-            return f"{spec}\n{error}" if error else spec
+            if error:
+                return f"{spec}\n{error}"
+            return f"{spec}\n(fits the model)" if spec in self.fitting else spec
+        if role == Qt.ItemDataRole.ForegroundRole:
+            unfit = self.fitting and spec.startswith("builtin:") and spec not in self.fitting
+            return QColor("#8a8a8a") if unfit else None
         if role == SPEC_ROLE:
             return spec
         return None
@@ -176,6 +182,32 @@ class ImageListModel(QAbstractListModel):
             self.specs.extend(new)
             self.endInsertRows()
         return new
+
+    def put_first(self, specs: Iterable[str], fitting: Iterable[str] = ()) -> None:
+        """Move the listed specs to the top in the given order; the other rows keep their order.
+
+        fitting: the specs that fit the model (the others are shown dimmed). The current
+        row stays current (a layout change, not a reset), so no image is reloaded.
+        """
+        first = [s for s in dict.fromkeys(specs) if s in self._index]
+        self.fitting = set(fitting)
+        chosen = set(first)
+        order = first + [s for s in self.specs if s not in chosen]
+        if order == self.specs:
+            if self.specs:
+                self.dataChanged.emit(self.index(0), self.index(len(self.specs) - 1))
+            return
+        self.layoutAboutToBeChanged.emit()
+        old_specs = self.specs
+        self.specs = order
+        self._index = {spec: row for row, spec in enumerate(order)}
+        moved_from, moved_to = [], []
+        for persistent in self.persistentIndexList():
+            if persistent.isValid() and persistent.row() < len(old_specs):
+                moved_from.append(persistent)
+                moved_to.append(self.index(self._index[old_specs[persistent.row()]]))
+        self.changePersistentIndexList(moved_from, moved_to)
+        self.layoutChanged.emit()
 
     def row_of(self, spec: str) -> int:
         return self._index.get(spec, -1)
@@ -287,7 +319,14 @@ class ImageBrowser(QWidget):
         if row >= 0:
             index = self.model.index(row)
             self.list.setCurrentIndex(index)
-            self.list.scrollTo(index)
+            if row == 0:
+                self.list.scrollToTop()  # the whole first row, not just the selected cell's edge
+            else:
+                self.list.scrollTo(index)
+
+    def order_samples(self, ranked: Iterable[str], fitting: Iterable[str] = ()) -> None:
+        """Show the built-in samples in ranked order (those fitting the model first), then the rest."""
+        self.model.put_first(ranked, fitting)
 
     def current_spec(self) -> str | None:
         index = self.list.currentIndex()

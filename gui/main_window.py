@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import EngineError
-from engine.images import IMAGE_SUFFIXES, load_image
+from engine.images import IMAGE_SUFFIXES, fitting_samples, load_image, rank_samples
 from engine.jobs import Failed, Finished, Progress, Request
 from gui import settings as cfg
 from gui.engine_thread import EngineClient, lower_priority
@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self._model_job: int | None = None
         self._pending_layer: str | None = None
         self._image_generation = 0
+        self._wanted_image: str | None = None  # the image last asked for (it may still be decoding)
         self._image_signals = _ImageSignals()
         self._image_signals.loaded.connect(self._on_image_loaded)
         self._image_signals.failed.connect(self._on_image_failed)
@@ -147,13 +148,15 @@ class MainWindow(QMainWindow):
             self._restore_settings()
         self._refresh_recent_menu()
 
+        images = [str(i) for i in images]
+        # images named on the command line take precedence over the model's start image
+        self._keep_image_once = bool(images)
         if model_spec:
             self.open_model(model_spec)
-        images = [str(i) for i in images]
         if images:
             self.open_images(images)
         else:
-            self._select_start_image()
+            self._select_start_image(model_spec)
 
     # ----- construction -------------------------------------------------------
     def _build_central(self) -> None:
@@ -278,7 +281,9 @@ class MainWindow(QMainWindow):
             self._action(view_menu, view.title, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
 
         run_menu = bar.addMenu("&Run")
-        self.run_action = self._action(run_menu, "&Run", self.run_current, "F5", "Recompute the current view")
+        self.run_action = self._action(
+            run_menu, "&Run", self.run_current, "F5", "Run what the current tab computes"
+        )
         self.stop_action = self._action(
             run_menu, "&Stop", self.stop_all, "Esc", "Cancel running and queued jobs"
         )
@@ -364,6 +369,7 @@ class MainWindow(QMainWindow):
         if result.get("device"):
             self.device_label.setText(str(result["device"]))
         self.settings.setValue("last/model", spec)
+        self._fit_image_to_model(result)
         if not spec.startswith("builtin:"):
             cfg.add_recent(self.settings, "recent/models", spec)
             self._refresh_recent_menu()
@@ -414,19 +420,71 @@ class MainWindow(QMainWindow):
         if count == 0:
             self.show_error(f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})", kind="info")
 
-    def _select_start_image(self) -> None:
-        last = cfg.read(self.settings, "last/image", "", str)
-        specs = self.image_browser.specs()
-        if last and last in specs:
-            self.image_browser.select(last)
-        elif last and not last.startswith("builtin:") and Path(last).is_file():
-            self.image_browser.add_images([last], select=True)
-        elif specs:
-            self.image_browser.select(specs[0])
+    def _select_start_image(self, model_spec: str | None) -> None:
+        """The first image: the one last shown with this model, else the first sample that fits it."""
+        if model_spec:
+            self.image_browser.order_samples(
+                rank_samples(model_spec=model_spec), fitting_samples(model_spec=model_spec)
+            )
+            if self._open_remembered_image(model_spec):
+                return
+            fitting = fitting_samples(model_spec=model_spec)
+            if fitting:
+                self.image_browser.select(fitting[0])
+                return
+        last = cfg.read(self.settings, "last/image", "", str)  # a model file not loaded yet: the last image
+        if not (last and self._open_existing(last)):
+            specs = self.image_browser.specs()
+            if specs:
+                self.image_browser.select(specs[0])
+
+    def _open_existing(self, spec: str) -> bool:
+        """Select spec if it is still there (a listed sample or an existing file); False if gone."""
+        if spec in self.image_browser.specs() and (spec.startswith("builtin:") or Path(spec).is_file()):
+            self.image_browser.select(spec)
+            return True
+        if not spec.startswith("builtin:") and Path(spec).is_file():
+            self.image_browser.add_images([spec], select=True)
+            return True
+        return False
+
+    def _open_remembered_image(self, model_spec: str) -> bool:
+        """Select the image last shown with model_spec, if it still exists."""
+        remembered = cfg.remembered_image(self.settings, model_spec)
+        if not remembered:
+            return False
+        if remembered == self._wanted_image:
+            return True
+        return self._open_existing(remembered)
+
+    def _fit_image_to_model(self, summary: dict[str, Any]) -> None:
+        """A model loaded: list the samples that fit it first, and make sure the image fits it.
+
+        A built-in sample that does not fit (the astronaut on builtin:digits) gives way to the
+        image last shown with this model, else to the first fitting sample. The user's own
+        images and images named on the command line stay.
+        """
+        spec = str(summary.get("spec") or "")
+        shape, names = summary.get("input_shape"), summary.get("class_names")
+        fitting = fitting_samples(shape, spec, names)
+        self.image_browser.order_samples(rank_samples(shape, spec, names), fitting)
+        if self._keep_image_once:
+            self._keep_image_once = False
+            return
+        current = self._wanted_image
+        if current is not None and (not current.startswith("builtin:") or not fitting or current in fitting):
+            if current == self.state.image_spec:
+                cfg.remember_image(self.settings, spec, current)  # it stays: it is this model's image now
+            return
+        if self._open_remembered_image(spec):
+            return
+        if fitting and current not in fitting:
+            self.image_browser.select(fitting[0])
 
     def select_image(self, spec: str) -> None:
         """Make spec the current image (decoded off the main thread)."""
         self.image_browser.select(spec)
+        self._wanted_image = spec
         self._image_generation += 1
         self._image_pool.start(_ImageJob(self._image_signals, self._image_generation, spec))
 
@@ -435,6 +493,9 @@ class MainWindow(QMainWindow):
             return
         self.state.set_image(spec, image, display)
         self.settings.setValue("last/image", spec)
+        model_spec = (self.state.model or {}).get("spec") or self._loading_spec
+        if model_spec:
+            cfg.remember_image(self.settings, str(model_spec), spec)
 
     def _on_image_failed(self, generation: int, spec: str, message: str) -> None:
         if generation == self._image_generation:
@@ -515,6 +576,7 @@ class MainWindow(QMainWindow):
         self.client.cancel_all()
 
     def run_current(self) -> None:
+        """Run (F5): start whatever the current tab computes (maps, filters, maximization, CAM, scan)."""
         view = self.current_view()
         if view is not None:
             view.run()

@@ -51,3 +51,20 @@ def add_recent(s: QSettings, key: str, item: str) -> list[str]:
     items = items[:MAX_RECENT]
     s.setValue(key, items)
     return items
+
+
+def _model_image_key(model_spec: str) -> str:
+    """The settings key of a model's last image: the spec percent-encoded (no "/" group splits)."""
+    from urllib.parse import quote
+
+    return "model_images/" + quote(str(model_spec), safe="")
+
+
+def remember_image(s: QSettings, model_spec: str, image_spec: str) -> None:
+    """Store image_spec as the last image shown with model_spec."""
+    s.setValue(_model_image_key(model_spec), str(image_spec))
+
+
+def remembered_image(s: QSettings, model_spec: str) -> str:
+    """The last image shown with model_spec ("" for none)."""
+    return read(s, _model_image_key(model_spec), "", str)

@@ -449,8 +449,12 @@ def render_units_layout(
     cols: int | None = None,
     cell: int = 48,
     titles: bool = True,
+    fit: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, FigureLayout]:
-    """The unit grid figure and its layout (the GUI maps clicks to units with layout.item_at)."""
+    """The unit grid figure and its layout (the GUI maps clicks to units with layout.item_at).
+
+    fit = (height, width) of a pane: without explicit cols, the columns that show units largest there.
+    """
     chans = list(range(result.units)) if channels is None else [int(c) for c in channels]
     for c in chans:
         if not 0 <= c < result.units:
@@ -460,7 +464,7 @@ def render_units_layout(
     tiles = unit_tiles(result, chans, cell)
     wide = tiles[0].shape[1] >= 84
     names = [f"{c}  max {result.top_values[c, 0]:.3g}" if wide else str(c) for c in chans]
-    return tile_figure(tiles, names if titles else None, cols, items=chans)
+    return tile_figure(tiles, names if titles else None, cols, items=chans, fit=fit)
 
 
 def render_units(
@@ -483,6 +487,7 @@ def tile_figure(
     cols: int | None = None,
     items: Sequence[int] | None = None,
     margin: int = 6,
+    fit: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, FigureLayout]:
     """Tiles (uint8 RGB or grey) in a near-square grid on white with titles, by engine.render.tile.
 
@@ -493,6 +498,8 @@ def tile_figure(
     th = render.text_height() if titles is not None else 0
     ch = max(t.shape[0] for t in tiles)
     cw = max(t.shape[1] for t in tiles)
+    if cols is None and fit is not None:
+        cols = render.best_cols(len(tiles), (ch, cw), fit, margin, th)
     geometry = render.grid_geometry(len(tiles), cols, (ch, cw), margin, th)
     image = render.tile(tiles, cols=geometry.cols, margin=margin, titles=titles)
     return image, FigureLayout(tuple(items if items is not None else range(len(tiles))), geometry)

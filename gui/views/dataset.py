@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -251,8 +251,10 @@ def maps_figure(out: dict[str, Any], size: int = 128) -> np.ndarray:
     return tile_figure(tiles, titles, cols=8)[0]
 
 
-def _render_units(result: ScanResult, cell: int) -> tuple[np.ndarray, FigureLayout, ScanResult]:
-    image, layout = render_units_layout(result, None, None, cell)
+def _render_units(
+    result: ScanResult, cell: int, fit: tuple[int, int] | None = None
+) -> tuple[np.ndarray, FigureLayout, ScanResult]:
+    image, layout = render_units_layout(result, None, None, cell, fit=fit)
     return image, layout, result
 
 
@@ -313,6 +315,7 @@ class DatasetView(View):
         self.cell_box.setValue(32)
         self.cell_box.setToolTip("Pixels per crop in the unit grid")
         self.run_button = QPushButton("Run scan")
+        self.run_button.setToolTip("Scan the source through the layer (F5, Run → Run)")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress_bar = QProgressBar()
@@ -478,6 +481,11 @@ class DatasetView(View):
         self.k_box.editingFinished.connect(self.lookup)
         self.cell_box.valueChanged.connect(lambda _v: self._render_units())
         self.units_pane.clicked.connect(self._on_units_clicked)
+        self._relayout_timer = QTimer(self)  # the unit grid takes the columns that fit the pane best
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(150)
+        self._relayout_timer.timeout.connect(self._relayout_units)
+        self.units_pane.resized.connect(self._relayout_timer.start)
         self.heat_pane.clicked.connect(self._on_heat_clicked)
         self.heat_mode.currentIndexChanged.connect(lambda _i: self._show_classes())
         self.stat_box.currentIndexChanged.connect(lambda _i: self._show_classes())
@@ -568,6 +576,10 @@ class DatasetView(View):
         ):
             return
         self.submit("scan", {**self._params(), "cache_only": True}, tag="lookup")
+
+    def run(self) -> None:
+        """Run (F5, Run → Run): scan, as the Run scan button does."""
+        self.run_scan()
 
     def run_scan(self) -> None:
         """Scan the source through the layer (resuming a cancelled scan of the same choices)."""
@@ -697,7 +709,14 @@ class DatasetView(View):
     def _render_units(self) -> None:
         if self.result is None:
             return
-        self.units_renderer.render(_render_units, self.result, int(self.cell_box.value()))
+        self.units_renderer.render(
+            _render_units, self.result, int(self.cell_box.value()), self.units_pane.fit_size()
+        )
+
+    def _relayout_units(self) -> None:
+        """The pane changed size (debounced): draw the unit grid again with the columns that fit it."""
+        if self.result is not None:
+            self._render_units()
 
     def _on_units_rendered(self, out: tuple) -> None:
         image, layout, result = out

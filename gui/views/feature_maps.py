@@ -7,7 +7,9 @@ main thread, newest request wins. Clicking a map opens it large with its histogr
 hovering a unit of the large map outlines its receptive field on the input image.
 Dense layers show their units as a grid of square cells. Streamed Frame events
 ({path: maps} dicts or arrays) render the same way, throttled to the screen and to
-the render thread's own pace (see _frame_interval).
+the render thread's own pace (see _frame_interval). With Columns on auto the grid takes
+the columns that show maps largest in the pane (engine.render.feature_layout) and follows
+the pane's resizes; an export keeps the fixed near-square layout and records it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ NORMALIZATIONS = (
 )
 FRAME_INTERVAL_MS = 33  # at most ~30 grid updates a second while streaming
 RENDER_REST = 2.0  # while streaming, the render thread idles this many times its last render time
+RELAYOUT_MS = 150  # a resize re-lays the grid out once the pane has stopped changing size
 
 
 def as_maps(array: np.ndarray) -> np.ndarray:
@@ -58,9 +61,13 @@ def as_maps(array: np.ndarray) -> np.ndarray:
     return a
 
 
-def render_maps(maps: np.ndarray, norm: str, cmap: str, cols: int) -> Any:
-    """The grid the view shows and export writes: engine.render.feature_grid (cols 0 = auto)."""
-    return render.feature_grid(maps, norm=norm, cmap=cmap, cols=cols or None)
+def render_maps(maps: np.ndarray, norm: str, cmap: str, cols: int, fit: tuple[int, int] | None = None) -> Any:
+    """The grid the view shows and export writes: engine.render.feature_grid.
+
+    cols 0 = auto: the columns that fit a pane of fit = (height, width) best (the screen),
+    or the fixed near-square layout without fit (exports).
+    """
+    return render.feature_grid(maps, norm=norm, cmap=cmap, cols=cols or None, fit=fit)
 
 
 def factor_text(factor: float) -> str:
@@ -90,7 +97,7 @@ class FeatureMapsView(View):
         self.cols_box = QSpinBox()
         self.cols_box.setRange(0, 64)
         self.cols_box.setSpecialValueText("auto")
-        self.cols_box.setToolTip("Columns of the grid (auto: about square)")
+        self.cols_box.setToolTip("Columns of the grid (auto: the most that fit the pane best)")
         self.info = QLabel("")
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -180,6 +187,11 @@ class FeatureMapsView(View):
         self.cmap_box.currentIndexChanged.connect(self._settings_changed)
         self.cols_box.valueChanged.connect(self._settings_changed)
         self.grid.clicked.connect(self._on_grid_clicked)
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(RELAYOUT_MS)
+        self._relayout_timer.timeout.connect(self._relayout)
+        self.grid.resized.connect(self._relayout_timer.start)
         state.model_changed.connect(self._forget_model)
         self.large.hovered.connect(self._on_large_hovered)
         self.grid.clear_image("loading engine…")
@@ -324,7 +336,22 @@ class FeatureMapsView(View):
         if self.maps is None:
             return
         settings = self.render_settings()
-        self.renderer.render(_render_job, self.maps, self.maps_layer, settings)
+        self.renderer.render(_render_job, self.maps, self.maps_layer, settings, self.grid.fit_size())
+
+    def screen_cols(self) -> int | None:
+        """The columns the grid takes in the pane now (None without maps)."""
+        if self.maps is None:
+            return None
+        if self.cols:
+            return self.cols
+        return render.feature_layout(np.shape(self.maps), self.grid.fit_size())
+
+    def _relayout(self) -> None:
+        """The pane changed size: render again if other columns now show the maps larger."""
+        if self.maps is None or self.rendered is None or self.cols:
+            return
+        if self.screen_cols() != self.rendered.layout.get("cols"):
+            self._render()
 
     def _on_rendered(self, out: tuple) -> None:
         grid, maps, layer, settings, cost_s = out
@@ -456,7 +483,10 @@ class FeatureMapsView(View):
             return
         self.input.show_box(*box)
         ry, rx = self.rf.size
-        self.rf_label.setText(f"unit ({row}, {col}): receptive field {ry}×{rx} px of the model input")
+        note = f"unit ({row}, {col}): receptive field {ry}×{rx} px of the model input"
+        if getattr(self.rf, "global_context", False):
+            note += " plus global context"
+        self.rf_label.setText(note)
 
     def receptive_box(self, row: int, col: int) -> tuple[float, float, float, float] | None:
         """Unit (row, col)'s receptive field in the shown image's pixels (top, left, bottom, right)."""
@@ -475,13 +505,13 @@ class FeatureMapsView(View):
         if self.maps is None:
             raise EngineError("no feature maps to export yet")
         settings = self.render_settings()
-        grid = render_maps(self.maps, **settings)
+        grid = render_maps(self.maps, **settings)  # the fixed layout, not the pane's
         meta = {**self.base_settings(), "layer": self.maps_layer, "kind": "featuremaps", **settings}
-        meta["cols"] = settings["cols"] or None
+        meta.update(grid.layout, layout="fixed")
         return grid.image, meta
 
 
-def _render_job(maps: np.ndarray, layer: str | None, settings: dict[str, Any]) -> tuple:
+def _render_job(maps: np.ndarray, layer: str | None, settings: dict[str, Any], fit: tuple[int, int]) -> tuple:
     start = time.perf_counter()
-    grid = render_maps(maps, **settings)
+    grid = render_maps(maps, **settings, fit=fit)
     return grid, maps, layer, settings, time.perf_counter() - start

@@ -4,6 +4,10 @@ A first conv layer (3 input channels) shows each filter as an RGB patch, with it
 G and B slices beside it; deeper layers show a grid with one row per filter and one
 column per input channel. The colour scale is shared by the whole layer or set per
 filter. The image comes from engine.render.filter_grid, the call export makes too.
+
+On screen the layout fits the pane (engine.render.filter_layout: the RGB, R, G, B sections
+side by side in a wide pane, stacked in a tall one, columns that show filters largest) and
+follows its resizes; an export keeps the fixed layout and its sidecar records it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from engine import render
@@ -23,11 +27,26 @@ from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
 
 SCALES = (("Shared by the layer", True), ("Per filter", False))
+RELAYOUT_MS = 150  # a resize re-lays the grid out once the pane has stopped changing size
 
 
-def render_filters(weights: np.ndarray, shared_scale: bool, max_filters: int) -> Any:
-    """The grid the view shows and export writes (engine.render.filter_grid)."""
-    return render.filter_grid(weights, shared_scale=shared_scale, max_out=max_filters)
+def render_filters(
+    weights: np.ndarray,
+    shared_scale: bool,
+    max_filters: int,
+    fit: tuple[int, int] | None = None,
+    cols: int | None = None,
+    sections_per_row: int | None = None,
+) -> Any:
+    """The grid the view shows (fit = the pane's (height, width)) and export writes (fit None)."""
+    return render.filter_grid(
+        weights,
+        shared_scale=shared_scale,
+        max_out=max_filters,
+        cols=cols,
+        sections_per_row=sections_per_row,
+        fit=fit,
+    )
 
 
 class FiltersView(View):
@@ -75,6 +94,11 @@ class FiltersView(View):
         self.renderer.failed.connect(lambda message: self.pane.clear_image(message.splitlines()[0]))
         self.scale_box.currentIndexChanged.connect(self._render)
         self.max_box.valueChanged.connect(self._render)
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(RELAYOUT_MS)
+        self._relayout_timer.timeout.connect(self._relayout)
+        self.pane.resized.connect(self._relayout_timer.start)
         self.pane.clear_image("loading engine…")
 
     @property
@@ -136,7 +160,21 @@ class FiltersView(View):
     def _render(self) -> None:
         if self.weights is None:
             return
-        self.renderer.render(_render_job, self.weights, self.weights_layer, self.render_settings())
+        settings = self.render_settings()
+        self.renderer.render(_render_job, self.weights, self.weights_layer, settings, self.pane.fit_size())
+
+    def screen_layout(self) -> dict[str, int] | None:
+        """The layout that fits the pane now (None without weights)."""
+        if self.weights is None:
+            return None
+        return render.filter_layout(self.weights.shape, self.pane.fit_size(), int(self.max_box.value()))
+
+    def _relayout(self) -> None:
+        """The pane changed size: render again if another layout now shows the filters larger."""
+        if self.weights is None or self.rendered is None:
+            return
+        if self.screen_layout() != self.rendered.layout:
+            self._render()
 
     def _on_rendered(self, out: tuple) -> None:
         grid, weights, layer, settings = out
@@ -161,11 +199,14 @@ class FiltersView(View):
         if self.weights is None:
             raise EngineError("no filters to export: select a conv or dense layer")
         settings = self.render_settings()
-        grid = render_filters(self.weights, **settings)
+        grid = render_filters(self.weights, **settings)  # the fixed layout, not the pane's
         meta = {**self.base_settings(), "layer": self.weights_layer, "kind": "filters", **settings}
+        meta.update(grid.layout, layout="fixed")
         meta.pop("image", None)
         return grid.image, meta
 
 
-def _render_job(weights: np.ndarray, layer: str | None, settings: dict[str, Any]) -> tuple:
-    return render_filters(weights, **settings), weights, layer, settings
+def _render_job(
+    weights: np.ndarray, layer: str | None, settings: dict[str, Any], fit: tuple[int, int]
+) -> tuple:
+    return render_filters(weights, **settings, fit=fit), weights, layer, settings

@@ -20,6 +20,7 @@ class ImagePane(pg.GraphicsLayoutWidget):
 
     clicked = Signal(int, int)
     hovered = Signal(int, int)
+    resized = Signal()  # the pane's size changed (views re-lay their grids out, debounced)
 
     def __init__(self, parent=None, *, pan_zoom: bool = True) -> None:
         super().__init__(parent)
@@ -112,11 +113,17 @@ class ImagePane(pg.GraphicsLayoutWidget):
     def image_shape(self) -> tuple[int, int] | None:
         return self._shape
 
+    def fit_size(self) -> tuple[int, int]:
+        """(height, width) in pixels the image is fitted into, for choosing a grid's layout."""
+        return max(self.height(), 1), max(self.width(), 1)
+
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         text = getattr(self, "text", None)
         if text is not None and text.isVisible():
             self.text.setPos(self.view.viewRect().center())
+        if text is not None and event.oldSize() != event.size():
+            self.resized.emit()
 
     # ----- mouse --------------------------------------------------------
     def pixel_at(self, scene_pos: QPointF) -> tuple[int, int] | None:

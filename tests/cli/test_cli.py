@@ -62,6 +62,9 @@ def test_export_featuremaps_matches_engine_render(tiny_cnn_path, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(out_file).convert("RGB")), expected)
     side = json.loads(Path(str(out_file) + ".json").read_text())
     assert side["settings"]["layer"] == "conv2" and side["settings"]["norm"] == "global"
+    # the figure's own fixed layout, recorded: --cols N reproduces it
+    cols = render.feature_grid(maps, norm="global", cmap="viridis").geometry.cols
+    assert side["settings"]["cols"] == cols and side["settings"]["layout"] == "fixed"
     assert "export featuremaps" in side["settings"]["command"]
     # never overwrite silently
     again = cli(
@@ -101,6 +104,40 @@ def test_export_filters_first_layer_and_deeper(tiny_cnn_path, tmp_path):
         )
         assert res.returncode == 0, res.stderr
         assert Image.open(out_file).size[0] > 10
+
+
+def test_export_filters_layout_options_match_engine_render_and_sidecar(tiny_cnn_path, tmp_path):
+    import engine
+    from engine import render
+
+    w = engine.filters(engine.load_model(tiny_cnn_path), "conv1")  # (3, 3, 3, 4): RGB + R, G, B sections
+    for extra, layout in [
+        ((), {}),
+        (("--cols", "4", "--sections-per-row", "4"), {"cols": 4, "sections_per_row": 4}),
+    ]:
+        out_file = tmp_path / f"filters{len(extra)}.png"
+        args = (
+            "export",
+            "filters",
+            "--model",
+            str(tiny_cnn_path),
+            "--layer",
+            "conv1",
+            "--out",
+            str(out_file),
+        )
+        res = cli(*args, *extra)
+        assert res.returncode == 0, res.stderr
+        expected = render.filter_grid(w, **layout)
+        np.testing.assert_array_equal(np.asarray(Image.open(out_file).convert("RGB")), expected.image)
+        settings = json.loads(Path(str(out_file) + ".json").read_text())["settings"]
+        assert settings["layout"] == "fixed"
+        assert {k: settings[k] for k in ("cols", "sections_per_row")} == expected.layout
+        if not layout:
+            assert expected.layout["sections_per_row"] == 1  # the default figure: sections stacked
+    assert expected.image.shape[1] > 2 * expected.image.shape[0]  # four sections side by side
+    bad = cli(*args[:-2], "--out", str(tmp_path / "bad.png"), "--cols", "0")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

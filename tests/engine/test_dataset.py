@@ -514,3 +514,18 @@ def test_unit_grid_figure(tiny, array_source):
     assert fig.shape[1] > 3 * 2 * 20
     with pytest.raises(EngineError):
         result.unit_grid([99])
+
+
+def test_unit_grid_columns_follow_the_pane(tiny, array_source):
+    from engine.dataset.topk import render_units_layout
+
+    result = scan(tiny, array_source, "conv2", k=4, batch_size=BATCH, cache=False)
+    _, square = render_units_layout(result, cell=20)
+    _, wide = render_units_layout(result, cell=20, fit=(200, 2000))
+    _, tall = render_units_layout(result, cell=20, fit=(2000, 200))
+    assert tall.geometry.cols < square.geometry.cols < wide.geometry.cols
+    # the chosen columns show a tile at least as large as the near-square default does in that pane
+    for fit, layout in (((200, 2000), wide), ((2000, 200), tall)):
+        shown = min(fit[0] / layout.geometry.height, fit[1] / layout.geometry.width)
+        default = min(fit[0] / square.geometry.height, fit[1] / square.geometry.width)
+        assert shown >= default

@@ -423,3 +423,122 @@ def test_draw_box_clips_and_copies() -> None:
     assert (render.draw_box(img, (20, 20, 30, 30)) == 0).all()
     with pytest.raises(EngineError):
         render.draw_box(img, (5, 5, 5, 9))
+
+
+# --------------------------------------------------------------------------- layouts that fit a pane
+
+
+def _shown_cell(grid: render.RenderedGrid, fit: tuple[int, int]) -> float:
+    """Pixels a cell takes on screen when the grid image is scaled to fit a pane of fit = (h, w)."""
+    t, left, b, r = grid.geometry.image_rects[0]
+    scale = min(fit[0] / grid.image.shape[0], fit[1] / grid.image.shape[1])
+    return min(b - t, r - left) * scale
+
+
+def _section_origins(grid: render.RenderedGrid) -> dict[int, tuple[int, int]]:
+    """Top-left corner of each first-layer section (channel -1 RGB, 0 R, 1 G, 2 B)."""
+    out: dict[int, tuple[int, int]] = {}
+    for rect, channel in zip(grid.geometry.rects, grid.geometry.channels):
+        t, left = rect[0], rect[1]
+        old = out.get(channel, (t, left))
+        out[channel] = (min(old[0], t), min(old[1], left))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 70), st.integers(1, 80), st.integers(1, 9), st.integers(1, 9), st.integers(0, 12))
+def test_grid_size_is_the_geometry_size(n, cols, ch, cw, title) -> None:
+    geo = render.grid_geometry(n, cols, (ch, cw), 2, title, 3, top=5)
+    assert render.grid_size(n, cols, (ch, cw), 2, title, 3, top=5) == (geo.height, geo.width)
+
+
+def test_best_cols_shows_cells_largest_and_follows_the_pane_shape() -> None:
+    n, cell = 32, (10, 10)
+    for fit in [(300, 1200), (600, 600), (1200, 300)]:
+        best = render.best_cols(n, cell, fit)
+        shown = {
+            c: render._fit_factor(render.grid_size(n, c, cell), fit) for c in range(1, n + 1)
+        }  # every other choice shows cells no larger
+        assert shown[best] >= max(shown.values()) - 1e-12
+    wide, square, tall = (render.best_cols(n, cell, fit) for fit in [(300, 1200), (600, 600), (1200, 300)])
+    assert wide > square > tall
+    assert render.best_cols(1, cell, (100, 100)) == 1 and render.best_cols(0, cell, (100, 100)) == 1
+
+
+def test_filter_sections_side_by_side_in_a_wide_pane_stacked_in_a_tall_one() -> None:
+    """builtin:shapes conv1 (16 filters 3x3x3): the fixed layout stacks RGB, R, G, B in one column."""
+    w = np.random.default_rng(3).normal(size=(3, 3, 3, 16)).astype(np.float32)
+    fixed = render.filter_grid(w)
+    assert fixed.layout == {"cols": 5, "sections_per_row": 1}
+    wide_fit, tall_fit = (420, 1500), (1500, 420)
+    wide = render.filter_grid(w, fit=wide_fit)
+    tall = render.filter_grid(w, fit=tall_fit)
+    assert wide.layout == render.filter_layout(w.shape, wide_fit)
+    assert wide.layout["sections_per_row"] == 4
+    origins = _section_origins(wide)
+    assert len({t for t, _ in origins.values()}) == 1  # one row of sections
+    assert [origins[c][1] for c in (-1, 0, 1, 2)] == sorted(origins[c][1] for c in (-1, 0, 1, 2))
+    assert tall.layout["sections_per_row"] in (1, 2)
+    origins = _section_origins(tall)
+    assert origins[2][0] > origins[-1][0]  # blue below the RGB section
+    # the pane's own layout shows each filter larger than the fixed one would (a 780 x 650 pane: x2)
+    for fit, grid in [
+        (wide_fit, wide),
+        (tall_fit, tall),
+        ((650, 780), render.filter_grid(w, fit=(650, 780))),
+    ]:
+        assert _shown_cell(grid, fit) >= _shown_cell(fixed, fit)
+    assert _shown_cell(render.filter_grid(w, fit=(650, 780)), (650, 780)) > 2 * _shown_cell(fixed, (650, 780))
+    # every cell still maps back to its filter and channel
+    geo = wide.geometry
+    assert len(geo) == 64
+    for pos, (t, left, b, r) in enumerate(geo.rects):
+        assert render.cell_detail(geo, (t + b) // 2, (left + r) // 2) == (geo.indices[pos], geo.channels[pos])
+
+
+def test_filter_grid_explicit_layout_and_bad_values() -> None:
+    w = np.random.default_rng(4).normal(size=(3, 3, 3, 6)).astype(np.float32)
+    grid = render.filter_grid(w, cols=3, sections_per_row=2)
+    assert grid.layout == {"cols": 3, "sections_per_row": 2}
+    assert grid.geometry.cols == 3
+    one = render.filter_grid(w[:, :, :1], cols=6)
+    assert one.layout == {"cols": 6, "sections_per_row": 1} and one.geometry.rows == 1
+    with pytest.raises(EngineError):
+        render.filter_grid(w, cols=0)
+    with pytest.raises(EngineError):
+        render.filter_grid(w, sections_per_row=3)
+    with pytest.raises(EngineError):
+        render.filter_grid(w, fit=(0, 100))
+
+
+def test_feature_grid_fits_the_pane_and_exports_keep_the_near_square_layout() -> None:
+    maps = np.random.default_rng(5).random((12, 12, 24)).astype(np.float32)
+    fixed = render.feature_grid(maps)
+    assert fixed.layout["cols"] == fixed.geometry.cols == render.feature_layout(maps.shape, None)
+    wide = render.feature_grid(maps, fit=(200, 1600))
+    tall = render.feature_grid(maps, fit=(1600, 200))
+    assert wide.layout["cols"] > fixed.layout["cols"] > tall.layout["cols"]
+    assert _shown_cell(wide, (200, 1600)) > _shown_cell(fixed, (200, 1600))
+    assert render.feature_grid(maps, cols=5, fit=(200, 1600)).layout["cols"] == 5  # explicit cols win
+    units = render.feature_grid(np.arange(40, dtype=np.float32), fit=(100, 1000))
+    assert units.layout["cols"] > render.feature_grid(np.arange(40, dtype=np.float32)).layout["cols"]
+
+
+def test_filter_matrix_splits_into_blocks_side_by_side_in_a_wide_pane() -> None:
+    w = np.random.default_rng(6).normal(size=(3, 3, 16, 32)).astype(np.float32)
+    fixed = render.filter_grid(w)
+    assert fixed.layout == {"cols": 16, "sections_per_row": 1}
+    fit = (400, 1500)
+    wide = render.filter_grid(w, fit=fit)
+    assert wide.layout["sections_per_row"] > 1 and wide.layout == render.filter_layout(w.shape, fit)
+    assert render.filter_grid(w, fit=(1500, 400)).layout["sections_per_row"] == 1
+    assert _shown_cell(wide, fit) > 1.5 * _shown_cell(fixed, fit)
+    geo = wide.geometry
+    assert len(geo) == 16 * 32 and sorted(set(geo.indices)) == list(range(32))
+    for pos, (t, left, b, r) in enumerate(geo.rects):
+        assert render.cell_detail(geo, (t + b) // 2, (left + r) // 2) == (geo.indices[pos], geo.channels[pos])
+    # filter 31 sits in the last block, right of filter 0
+    first = geo.rects[geo.indices.index(0)]
+    last = geo.rects[geo.indices.index(31)]
+    assert last[1] > first[3]
+    assert np.array_equal(render.filter_grid(w, sections_per_row=1).image, fixed.image)

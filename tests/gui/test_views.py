@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,13 @@ from PIL import Image
 
 
 def maps_ready(view, layer) -> bool:
-    return view.maps_layer == layer and view.rendered is not None and not view.renderer.busy()
+    """Rendered for layer, in the columns the pane's size asks for now."""
+    return (
+        view.maps_layer == layer
+        and view.rendered is not None
+        and not view.renderer.busy()
+        and view.rendered.layout.get("cols") == view.screen_cols()
+    )
 
 
 def settled(view, **expected) -> bool:
@@ -18,7 +25,13 @@ def settled(view, **expected) -> bool:
 
 
 def filters_ready(view, layer) -> bool:
-    return view.weights_layer == layer and view.rendered is not None and settled(view)
+    """Rendered for layer with the current settings, in the layout the pane's size asks for now."""
+    return (
+        view.weights_layer == layer
+        and view.rendered is not None
+        and settled(view)
+        and view.rendered.layout == view.screen_layout()
+    )
 
 
 def sidecar_of(path):
@@ -162,9 +175,13 @@ def test_hover_draws_the_receptive_field_on_the_input(qtbot, tiny_win):
     assert (r.top(), r.left(), r.bottom(), r.right()) == pytest.approx(
         (top * sy, left * sx, bottom * sy, right * sx)
     )
-    assert "receptive field" in view.rf_label.text()
+    assert "receptive field" in view.rf_label.text() and "global context" not in view.rf_label.text()
     view.large.hovered.emit(-1, -1)
     assert not view.input.box.isVisible()
+    # a unit fed by a global branch (squeeze-excite): the local box plus a note
+    view.rf = dataclasses.replace(view.rf, global_context=True)
+    view.large.hovered.emit(2, 5)
+    assert view.rf_label.text().endswith("plus global context") and view.input.box.isVisible()
 
 
 def test_filters_view_first_layer_deeper_layer_and_export(qtbot, tiny_win, tmp_path):
@@ -186,9 +203,7 @@ def test_filters_view_first_layer_deeper_layer_and_export(qtbot, tiny_win, tmp_p
     qtbot.waitUntil(lambda: view.weights is None)
     assert "no filters" in view.pane.text.toPlainText()
     win.layer_tree.select("block/inner_conv")
-    qtbot.waitUntil(
-        lambda: view.weights is not None and view.weights_layer == "block/inner_conv", timeout=10_000
-    )
+    qtbot.waitUntil(lambda: filters_ready(view, "block/inner_conv"), timeout=10_000)
     assert view.weights.shape == (3, 3, 8, 12)
     out = tmp_path / "filters.tif"
     assert win.export_view(out) == out
@@ -224,3 +239,116 @@ def test_filters_view_rgb_first_layer(qtbot, win, tmp_path_factory):
     assert image.ndim == 3 and image.shape[-1] == 3
     channels = set(view.rendered.geometry.channels)
     assert channels == {-1, 0, 1, 2}  # the RGB section and the R, G, B slices
+
+
+def _shown_cell(image_shape, rect, pane) -> float:
+    """Screen pixels of one grid cell when an image of image_shape is fitted into pane (h, w)."""
+    t, left, b, r = rect
+    return min(b - t, r - left) * min(pane[0] / image_shape[0], pane[1] / image_shape[1])
+
+
+def _set_pane_size(qtbot, pane, width: int, height: int) -> None:
+    pane.setFixedSize(width, height)
+    qtbot.waitUntil(lambda: (pane.width(), pane.height()) == (width, height), timeout=5_000)
+
+
+def _free_pane(pane) -> None:
+    pane.setMinimumSize(80, 80)
+    pane.setMaximumSize(16_777_215, 16_777_215)
+
+
+def test_filters_fill_the_pane_side_by_side_when_wide_stacked_when_tall(qtbot, win, tmp_path_factory):
+    """First-layer RGB filters: the sections follow the pane's shape; export keeps the fixed layout."""
+    import keras
+
+    from engine import render
+    from gui.views.filters import render_filters
+
+    path = tmp_path_factory.mktemp("rgb16") / "rgb16.keras"
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, name="conv1")(inp)  # builtin:shapes' conv1: 16 filters 3x3x3
+    out = keras.layers.Dense(2, activation="softmax", name="out")(keras.layers.Flatten()(x))
+    keras.Model(inp, out).save(path)
+    win.open_model(str(path))
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(path), timeout=30_000)
+    win.tabs.setCurrentIndex([v.owner for v in win.views].index("filters"))
+    view = win.view("filters")
+    win.layer_tree.select("conv1")
+    qtbot.waitUntil(lambda: filters_ready(view, "conv1"), timeout=10_000)
+    fixed = render_filters(view.weights, **view.render_settings())  # today's (and the export's) layout
+    assert fixed.layout["sections_per_row"] == 1
+    try:
+        for (width, height), per_row in [((1200, 320), (4,)), ((320, 1100), (1, 2))]:
+            _set_pane_size(qtbot, view.pane, width, height)
+            qtbot.waitUntil(
+                lambda: filters_ready(view, "conv1") and view.rendered.layout == view.screen_layout(),
+                timeout=10_000,
+            )
+            shown = view.rendered
+            assert shown.layout["sections_per_row"] in per_row
+            tops = {}
+            for rect, channel in zip(shown.geometry.rects, shown.geometry.channels):
+                tops.setdefault(channel, (rect[0], rect[1]))
+            if per_row == (4,):  # RGB, R, G, B left to right on one row
+                assert len({t for t, _ in tops.values()}) == 1
+            else:  # blue below RGB
+                assert tops[2][0] > tops[-1][0]
+            pane = view.pane.fit_size()
+            now = _shown_cell(shown.image.shape, shown.geometry.image_rects[0], pane)
+            before = _shown_cell(fixed.image.shape, fixed.geometry.image_rects[0], pane)
+            assert now >= before
+            if per_row == (4,):
+                assert now > 2 * before  # a wide pane: filters over twice as large as stacked
+            assert np.array_equal(
+                shown.image, render_filters(view.weights, **view.render_settings(), fit=pane).image
+            )
+    finally:
+        _free_pane(view.pane)
+    out = tmp_path_factory.mktemp("rgb16out") / "filters.png"
+    assert win.export_view(out) == out
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), fixed.image)
+    meta = sidecar_of(out)
+    text = json.dumps(meta)
+    assert '"layout": "fixed"' in text and '"sections_per_row": 1' in text
+    assert f'"cols": {fixed.layout["cols"]}' in text
+    assert render.filter_grid(view.weights, cols=fixed.layout["cols"], sections_per_row=1).image.shape == (
+        fixed.image.shape
+    )
+
+
+def test_feature_map_grid_columns_follow_the_pane(qtbot, win, tmp_path):
+    from gui.views.feature_maps import render_maps
+
+    view = win.view("feature_maps")
+    layer = win.state.default_layer()
+    win.layer_tree.select(layer)
+    qtbot.waitUntil(lambda: maps_ready(view, layer), timeout=10_000)
+    view.cols_box.setValue(0)
+    qtbot.waitUntil(lambda: settled(view, cols=0), timeout=10_000)
+    if np.asarray(view.maps).shape[-1] < 4:
+        pytest.skip("too few maps to lay out")
+    cols = {}
+    try:
+        for name, (width, height) in [("wide", (1200, 260)), ("tall", (260, 1000))]:
+            _set_pane_size(qtbot, view.grid, width, height)
+            qtbot.waitUntil(
+                lambda: maps_ready(view, layer) and view.rendered.layout["cols"] == view.screen_cols(),
+                timeout=10_000,
+            )
+            cols[name] = view.rendered.layout["cols"]
+            fixed = render_maps(view.maps, **view.render_settings())
+            pane = view.grid.fit_size()
+            assert _shown_cell(view.rendered.image.shape, view.rendered.geometry.image_rects[0], pane) >= (
+                _shown_cell(fixed.image.shape, fixed.geometry.image_rects[0], pane)
+            )
+    finally:
+        _free_pane(view.grid)
+    assert cols["wide"] > fixed.layout["cols"] > cols["tall"]
+    out = tmp_path / "maps.png"
+    assert win.export_view(out) == out
+    meta = sidecar_of(out)
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), fixed.image)
+    assert json.dumps(meta).count(
+        '"layout": "fixed"'
+    ) == 1 and f'"cols": {fixed.layout["cols"]}' in json.dumps(meta)

@@ -382,3 +382,134 @@ def test_close_during_a_job_shuts_the_engine_thread_down(qtbot, qapp, assets, sp
     qapp.processEvents()
     bad = [r.message for r in qtlog.records if "QThread" in r.message or "Destroyed" in r.message]
     assert not bad
+
+
+# ----- model-aware start image --------------------------------------------------------------
+def _start_window(qtbot, spec, images=()):
+    """A window that never starts its engine: the start image is chosen from the spec alone."""
+    from gui.app import create_window
+
+    w = create_window(spec, [str(i) for i in images], restore=False, start_engine=False)
+    return w
+
+
+def _close(w) -> None:
+    w.close()
+    w.deleteLater()
+
+
+def test_start_image_fits_the_model_and_is_remembered_per_model(qtbot, tmp_path, monkeypatch, assets):
+    monkeypatch.setenv("CONVSCOPE_CONFIG_DIR", str(tmp_path / "config"))
+    from engine.images import sample_images
+
+    digits = [s for s in sample_images() if s.startswith("builtin:digit_")]
+    shapes = [s for s in sample_images() if s.startswith("builtin:shape_")]
+
+    w = _start_window(qtbot, "builtin:digits")
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == digits[0] and w.state.image.shape == (28, 28, 1)
+    assert w.image_browser.specs()[:10] == digits  # fitting samples first
+    w.image_browser.select(digits[7])  # the user picks another digit
+    qtbot.waitUntil(lambda: w.state.image_spec == digits[7], timeout=10_000)
+    _close(w)
+
+    w = _start_window(qtbot, "builtin:shapes")
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == shapes[0]
+    assert w.image_browser.specs()[:4] == shapes
+    model = w.image_browser.model
+    assert "fits the model" in model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
+    _close(w)
+
+    w = _start_window(qtbot, "builtin:digits")  # reopened: the digit the user chose last time
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == digits[7]
+    own = tmp_path / "mine.png"
+    Image.open(assets["images"][1]).save(own)
+    w.open_images([str(own)])
+    qtbot.waitUntil(lambda: w.state.image_spec == str(own), timeout=10_000)
+    _close(w)
+
+    w = _start_window(qtbot, "builtin:digits")  # the user's own file comes back too
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == str(own)
+    _close(w)
+
+    own.unlink()  # gone: the first fitting sample instead
+    w = _start_window(qtbot, "builtin:digits")
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == digits[0]
+    _close(w)
+
+    photo = assets["folder"] / "photo03.jpg"  # images named on the command line win
+    w = _start_window(qtbot, "builtin:shapes", [photo])
+    qtbot.waitUntil(lambda: w.state.image_spec is not None, timeout=10_000)
+    assert w.state.image_spec == str(photo)
+    _close(w)
+
+
+def test_a_loaded_model_gets_a_fitting_image_and_its_own_back_on_reopen(qtbot, idle, win, assets):
+    """Loading a model swaps a sample that does not fit it for the model's last image or a fitting one."""
+    from gui import settings as cfg
+
+    tiny = str(assets["model"])  # 28x28x1, no class names: digits (grey samples) fit
+    win.select_image("builtin:shape_star")
+    qtbot.waitUntil(lambda: win.state.image_spec == "builtin:shape_star", timeout=10_000)
+    for spec in (tiny, "builtin:shapes"):
+        cfg.remember_image(win.settings, spec, "")  # as if these models had never been opened
+    win.open_model(tiny)
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == tiny, timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_0", timeout=10_000)
+    assert win.image_browser.specs()[0] == "builtin:digit_0"
+    win.image_browser.select("builtin:digit_4")
+    qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_4", timeout=10_000)
+
+    win.open_model("builtin:shapes")  # a digit does not fit shapes: a shape sample
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == "builtin:shapes", timeout=60_000)
+    qtbot.waitUntil(lambda: (win.state.image_spec or "").startswith("builtin:shape_"), timeout=10_000)
+    assert win.image_browser.specs()[0].startswith("builtin:shape_")
+    idle(win)
+
+    win.open_model(tiny)  # reopened: its own last image, not the first digit
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == tiny, timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_4", timeout=10_000)
+
+    own = str(assets["images"][2])  # the user's own image stays whatever the model
+    win.select_image(own)
+    qtbot.waitUntil(lambda: win.state.image_spec == own, timeout=10_000)
+    win.open_model("builtin:shapes")
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == "builtin:shapes", timeout=60_000)
+    idle(win)
+    assert win.state.image_spec == own
+
+
+# ----- one Run ---------------------------------------------------------------------------------
+def test_f5_on_the_dataset_tab_starts_a_scan(qtbot, idle, win, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "scan"
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(5):
+            arr = np.zeros((28, 28), np.uint8)
+            arr[3 + i : 22, 4 + 2 * i : 20] = 220
+            Image.fromarray(np.clip(arr + rng.integers(0, 30, arr.shape), 0, 255).astype(np.uint8)).save(
+                folder / cls / f"{i}.png"
+            )
+    view = win.view("dataset")
+    win.tabs.setCurrentIndex(win.views.index(view))
+    idle(win)
+    view.set_source(str(folder))
+    layer = view.layer
+    assert layer
+    assert win.run_action.shortcut().toString() == "F5"
+    submitted = []
+    win.client.started.connect(lambda request: submitted.append((request.kind, dict(request.params))))
+    win.run_action.trigger()  # Run → Run, what F5 does
+    qtbot.waitUntil(lambda: view.result is not None and view.run_button.isEnabled(), timeout=60_000)
+    scans = [p for kind, p in submitted if kind == "scan" and not p.get("cache_only")]
+    assert scans and scans[0]["source"] == str(folder) and scans[0]["layer"] == layer
+    result = view.result
+    assert result.layer == layer and result.done == 10
+    assert any(result.hits(u) for u in range(result.units))
+    idle(win)
