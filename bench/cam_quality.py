@@ -8,7 +8,10 @@ scored with engine.attribution.metrics:
 - energy pointing game: the share of the map's positive mass inside the shape's bounding box.
 - deletion AUC (lower is better) and insertion AUC (higher is better), `--steps` steps, the
   true class's softmax probability; on the first `--auc-images` images (they cost steps+1
-  forward passes per map each).
+  forward passes per map each). `--baseline` chooses what deleted pixels become and insertion
+  starts from (engine.attribution.metrics.BASELINES; default the engine's, blur); "legacy" is
+  the rule before issue 10 (deletion to black, insertion from a blur of sigma H/32), which the
+  issue-5 table in bench/RESULTS.md was measured with. The baseline is printed with the table.
 
 The centre-point baseline is a map that peaks at the image centre and falls with distance.
 Maps are the signed heatmaps on the image grid (CamResult.heatmap). The gradient methods and
@@ -45,6 +48,11 @@ def main() -> int:
     parser.add_argument("--auc-images", type=int, default=100, help="images for deletion/insertion AUC")
     parser.add_argument("--score-images", type=int, default=200, help="images for Score-CAM")
     parser.add_argument("--steps", type=int, default=16, help="deletion/insertion steps")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="deletion/insertion baseline: blur | mean | black | noise | legacy (default: the engine's)",
+    )
     args = parser.parse_args()
     if args.seed < 1000:
         parser.error("use a seed >= 1000: smaller seeds are training data")
@@ -52,6 +60,8 @@ def main() -> int:
     from engine.attribution import cam
     from engine.attribution.cam import METHODS
     from engine.attribution.metrics import (
+        BASELINES,
+        DEFAULT_BASELINE,
         centre_baseline,
         deletion_auc,
         energy_pointing_game,
@@ -62,6 +72,17 @@ def main() -> int:
     from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS, project, projection_matrices
     from engine.models import load_model
     from engine.zoo import shapes
+
+    baseline = args.baseline or DEFAULT_BASELINE
+    if baseline not in (*BASELINES, "legacy"):
+        parser.error(f"--baseline must be one of {', '.join(BASELINES)}, legacy")
+    if baseline == "legacy":  # before issue 10: deletion to black, insertion from a blur of sigma H/32
+        del_kw = {"baseline": "black"}
+        ins_kw = {"baseline": "blur", "blur_sigma": shapes.SIZE / 32.0}
+        baseline_note = "deletion to black, insertion from a blur of sigma H/32 (legacy)"
+    else:
+        del_kw = ins_kw = {"baseline": baseline}
+        baseline_note = f"baseline {baseline} for deletion and insertion"
 
     t_start = time.perf_counter()
     h = load_model(args.model)
@@ -83,8 +104,8 @@ def main() -> int:
         entry["border"].append(float(min(y, x, heat.shape[0] - 1 - y, heat.shape[1] - 1 - x) < BORDER))
         entry["energy"].append(energy_pointing_game(heat, data.boxes[i]))
         if i < n_auc:
-            entry["del"].append(deletion_auc(h, photos[i], heat, label, steps=args.steps).auc)
-            entry["ins"].append(insertion_auc(h, photos[i], heat, label, steps=args.steps).auc)
+            entry["del"].append(deletion_auc(h, photos[i], heat, label, steps=args.steps, **del_kw).auc)
+            entry["ins"].append(insertion_auc(h, photos[i], heat, label, steps=args.steps, **ins_kw).auc)
 
     base = centre_baseline((shapes.SIZE, shapes.SIZE))
     timings: dict[str, float] = {}
@@ -127,7 +148,7 @@ def main() -> int:
     print(
         f"# pointing (15 px of the shape's pixels) and energy (positive mass in the box): all {args.n} images, "
         f"Score-CAM {n_score}; deletion/insertion AUC: first {n_auc} images ({min(n_auc, n_score)} for Score-CAM), "
-        f"{args.steps} steps, insertion from a blur of sigma 4 px"
+        f"{args.steps} steps, {baseline_note}"
     )
     print()
     print(

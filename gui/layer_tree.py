@@ -20,9 +20,14 @@ def shape_text(shape: Iterable[int | None]) -> str:
 
 
 class LayerTree(QWidget):
-    """A filterable tree of LayerInfo rows; emits layer_selected(path) on selection."""
+    """A filterable tree of LayerInfo rows; emits layer_selected(path, by_user) on selection.
 
-    layer_selected = Signal(str)
+    by_user is True for the user's own picks (a click or the keyboard) and False for the
+    selection the window makes itself through select(), so the signal can go straight to
+    AppState.set_layer(path, by_user).
+    """
+
+    layer_selected = Signal(str, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,8 +58,10 @@ class LayerTree(QWidget):
         layout.addWidget(self.tree)
         self.filter.textChanged.connect(self._on_filter)
         self.tree.selectionModel().currentChanged.connect(self._on_current)
+        self.tree.clicked.connect(self._on_clicked)
         self._items: dict[str, QStandardItem] = {}
         self._quiet = False
+        self._selecting = False  # inside select(): a change made by the window, not the user
 
     def set_layers(self, layers: Iterable[Any]) -> None:
         """Fill the tree from a LayerInfo list (children become expandable rows)."""
@@ -115,8 +122,18 @@ class LayerTree(QWidget):
         while parent.isValid():
             self.tree.expand(parent)
             parent = parent.parent()
-        self.tree.setCurrentIndex(index)
+        self._selecting = True
+        try:
+            self.tree.setCurrentIndex(index)
+        finally:
+            self._selecting = False
         self.tree.scrollTo(index)
+
+    def pick(self, path: str) -> None:
+        """Select path as the user's own pick (what a click on its row does)."""
+        self.select(path)
+        if self.current_path() == path:
+            self.layer_selected.emit(path, True)
 
     def current_path(self) -> str | None:
         index = self.tree.currentIndex()
@@ -132,4 +149,10 @@ class LayerTree(QWidget):
             return
         path = current.siblingAtColumn(0).data(PATH_ROLE)
         if path:
-            self.layer_selected.emit(path)
+            self.layer_selected.emit(path, not self._selecting)
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        """A click on a row, the current one included: the user's pick."""
+        path = index.siblingAtColumn(0).data(PATH_ROLE) if index.isValid() else None
+        if path and not self._quiet:
+            self.layer_selected.emit(path, True)

@@ -20,6 +20,9 @@ class AppState(QObject):
 
     model: the "load_model" job's result dict (name, spec, input_shape, class_names,
     layers (LayerInfo tree), ...), or None before the first model has loaded.
+    layer_by_user: True once the user has picked a layer (a click in the layer tree), as
+    opposed to the window's automatic selection; False again for each new model. Views that
+    have a better default than the selected layer (Attribution) follow the tree only then.
     """
 
     model_changed = Signal()
@@ -33,6 +36,9 @@ class AppState(QObject):
         self.image_spec: str | None = None
         self.image: np.ndarray | None = None
         self.loading: str | None = None  # the spec of a model being loaded
+        self.layer_by_user = False
+        # connected first, so the flag is reset before any view refreshes for the new model
+        self.model_changed.connect(self._forget_layer_pick)
 
     def placeholder(self, engine_ready: bool) -> str:
         """What a view says while it has no model to show."""
@@ -69,8 +75,15 @@ class AppState(QObject):
                 return info
         return None
 
-    def set_layer(self, path: str | None) -> None:
-        if path != self.layer:
+    def _forget_layer_pick(self) -> None:
+        self.layer_by_user = False
+
+    def set_layer(self, path: str | None, by_user: bool = False) -> None:
+        """Select a layer; by_user marks a user's pick (announced even when the layer stays the same)."""
+        first_pick = by_user and not self.layer_by_user
+        if by_user:
+            self.layer_by_user = True
+        if path != self.layer or first_pick:
             self.layer = path
             self.layer_changed.emit()
 
@@ -81,6 +94,22 @@ class AppState(QObject):
             if info.kind == "conv" and info.spatial:
                 return info.path
         return infos[0].path if infos else None
+
+    def spatial_layers(self) -> list[str]:
+        """Paths of the layers whose output still has spatial extent (H, W > 1), in graph order."""
+        return [
+            info.path
+            for info in self.all_layers()
+            if info.kind != "model" and info.spatial and (info.output_shape[0] or 0) > 1
+        ]
+
+    def cam_layer(self) -> str | None:
+        """The engine's default attribution layer: the last one with spatial extent (None if none)."""
+        given = (self.model or {}).get("default_cam_layer")
+        if given:
+            return str(given)
+        spatial = self.spatial_layers()
+        return spatial[-1] if spatial else None
 
     # ----- image --------------------------------------------------------
     def set_image(self, spec: str, image: np.ndarray, display: np.ndarray | None = None) -> None:

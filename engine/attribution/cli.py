@@ -22,6 +22,7 @@ from engine.attribution.figures import (
     side_by_side,
 )
 from engine.attribution.gradients import SALIENCY_METHODS
+from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.cli import _load, _model_args, _out_args, export_kind
 from engine.precision import PRECISIONS
@@ -69,6 +70,13 @@ def _cam_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--coarse", action="store_true", help="also show the raw coarse map with its cell grid")
     p.add_argument("--scores", action="store_true", help="print deletion and insertion AUC of the map")
+    p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default=DEFAULT_BASELINE,
+        help="what --scores replaces deleted pixels by and inserts pixels into: a strong blur of the "
+        "image, its mean colour, black or seeded noise",
+    )
     _look_args(p, "relu")
     _out_args(p)
 
@@ -144,15 +152,16 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
     if args.scores:
         from engine.attribution.metrics import deletion_auc, insertion_auc
 
+        settings["baseline"] = args.baseline
         for r in results:
-            d = deletion_auc(h, photo, r.heatmap, r.target).auc
-            i = insertion_auc(h, photo, r.heatmap, r.target).auc
+            d = deletion_auc(h, photo, r.heatmap, r.target, baseline=args.baseline)
+            i = insertion_auc(h, photo, r.heatmap, r.target, baseline=args.baseline)
             report.append(
-                f"target {r.target}: deletion AUC {d:.4f} (lower is better)  "
-                f"insertion AUC {i:.4f} (higher is better)"
+                f"target {r.target}: deletion AUC {d.auc:.4f} (lower is better)  "
+                f"insertion AUC {i.auc:.4f} (higher is better)  baseline {d.baseline}"
             )
             settings.setdefault("scores", []).append(
-                {"target": r.target, "deletion_auc": d, "insertion_auc": i}
+                {"target": r.target, "deletion_auc": d.auc, "insertion_auc": i.auc, "baseline": d.baseline}
             )
     return {"image": image, "settings": settings, "report": report}
 

@@ -11,8 +11,9 @@ cam params: target (None = top-1), layer, method, mapping, sigma, batch_size, pr
   "photo": float32 (H, W, C), "model_shape": (H, W) of the model input}.
 saliency params: target, method, layer, samples, noise, steps, batch_size.
   Returns {"map": (H, W) float32, "method", "target", "layer", "signed": bool, "photo"}.
-metrics params: heatmap (H, W on the image grid), target, steps, box or mask (optional).
-  Returns {"deletion": CurveScore, "insertion": CurveScore, "pointing": bool | None,
+metrics params: heatmap (H, W on the image grid), target, steps, baseline (blur | mean | black |
+  noise, default metrics.DEFAULT_BASELINE), blur_sigma (optional), box or mask (optional).
+  Returns {"deletion": CurveScore, "insertion": CurveScore, "baseline": str, "pointing": bool | None,
   "energy": float | None}.
 """
 
@@ -142,12 +143,15 @@ def metrics_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progr
     heat = np.asarray(params["heatmap"], np.float32)
     target = _target(params.get("target"))
     steps = int(params.get("steps", 32))
+    baseline = metrics.check_baseline(params.get("baseline"))
+    sigma = params.get("blur_sigma")
+    kw = {"steps": steps, "baseline": baseline, "blur_sigma": None if sigma is None else float(sigma)}
     n = steps + 1
     deletion = yield from _forward(
-        metrics.deletion_curve(h, photo, heat, target, steps=steps), token, "deletion", 0, 2 * n
+        metrics.deletion_curve(h, photo, heat, target, **kw), token, "deletion", 0, 2 * n
     )
     insertion = yield from _forward(
-        metrics.insertion_curve(h, photo, heat, target, steps=steps), token, "insertion", n, 2 * n
+        metrics.insertion_curve(h, photo, heat, target, **kw), token, "insertion", n, 2 * n
     )
     region = params.get("box")
     if region is None:
@@ -156,4 +160,10 @@ def metrics_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progr
     if region is not None:
         pointing = metrics.pointing_game(heat, region)
         energy = metrics.energy_pointing_game(heat, region)
-    return {"deletion": deletion, "insertion": insertion, "pointing": pointing, "energy": energy}
+    return {
+        "deletion": deletion,
+        "insertion": insertion,
+        "baseline": baseline,
+        "pointing": pointing,
+        "energy": energy,
+    }

@@ -5,7 +5,13 @@ its own pixel grid, projected through each cell's receptive field by the chosen 
 a second target can be shown beside the first on one shared colour scale. The coarse pane
 shows the raw layer map with its cell grid; hovering a cell outlines its receptive field on
 the photo. "Score" runs the quality scores of the current map (deletion and insertion
-curves, plotted) on the engine thread.
+curves against the chosen baseline, plotted; the baseline is named beside the AUC) on the
+engine thread.
+
+The layer: the engine's default (the last layer with spatial extent, where class maps are
+meaningful) until the user picks a layer, either in the layer tree (a click, not the
+window's automatic selection at start-up: AppState.layer_by_user) or in the tab's own
+"Layer" field, which lists the layers with spatial extent and names the one in use.
 
 Pictures come from engine.attribution.figures, the functions `python main.py export cam`
 uses, rendered off the main thread (newest wins). The maps come from the "cam" and
@@ -22,6 +28,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -31,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.attribution import figures
+from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Progress
@@ -60,6 +68,12 @@ MAPPINGS = (
     ("Plain resize (bilinear)", "bilinear"),
 )
 STYLES = (("ReLU map", "relu"), ("Signed (blue–grey–red)", "signed"))
+BASELINE_TIPS = {
+    "blur": "a strong blur of the photo",
+    "mean": "the photo's mean colour",
+    "black": "black",
+    "noise": "seeded random noise",
+}
 TOP_K = 5
 SCORE_STEPS = 24
 
@@ -117,17 +131,37 @@ class AttributionView(View):
         self.alpha.setRange(0, 100)
         self.alpha.setValue(50)
         self.alpha.setToolTip("Opacity of the map over the photo")
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip(
+            "The layer whose map is shown. auto: the last layer with spatial extent (the engine's default) "
+            "until you pick a layer here or in the layer tree"
+        )
+        self.baseline_box = QComboBox()
+        for key in BASELINES:
+            self.baseline_box.addItem(key, key)
+            self.baseline_box.setItemData(
+                self.baseline_box.count() - 1,
+                f"deleted pixels become {BASELINE_TIPS.get(key, key)}; insertion starts from it",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        self.baseline_box.setCurrentIndex(self.baseline_box.findData(DEFAULT_BASELINE))
+        self.baseline_box.setToolTip(
+            "What the scores replace deleted pixels by and insert pixels into: a strong blur of the photo "
+            "(default), its mean colour, black, or noise"
+        )
         for box in (
             self.target_box,
             self.compare_box,
             self.method_box,
             self.mapping_box,
+            self.layer_box,
             self.style_box,
             self.cmap_box,
         ):
             box.setMinimumWidth(64)
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(8)
+        self.layer_box.setMinimumContentsLength(12)
         # two rows of label + field pairs: what to explain, then how it looks (fits a 1280 px window)
         bar = QGridLayout()
         bar.setContentsMargins(4, 2, 4, 2)
@@ -140,7 +174,12 @@ class AttributionView(View):
                 ("Method", self.method_box),
                 ("Mapping", self.mapping_box),
             ),
-            (("Look", self.style_box), ("Colormap", self.cmap_box), ("Opacity", self.alpha)),
+            (
+                ("Layer", self.layer_box),
+                ("Look", self.style_box),
+                ("Colormap", self.cmap_box),
+                ("Opacity", self.alpha),
+            ),
         )
         for r, row in enumerate(rows):
             for c, (text, widget) in enumerate(row):
@@ -185,6 +224,10 @@ class AttributionView(View):
         sl.addWidget(self.coarse_pane, 3)
         sl.addWidget(self.cell_label)
         sl.addWidget(self.score_button)
+        baseline_row = QHBoxLayout()
+        baseline_row.addWidget(QLabel("Baseline"))
+        baseline_row.addWidget(self.baseline_box, 1)
+        sl.addLayout(baseline_row)
         sl.addWidget(self.score_label)
         sl.addWidget(self.curves, 2)
         self.split = QSplitter(Qt.Orientation.Horizontal)
@@ -207,6 +250,12 @@ class AttributionView(View):
         self.scores: dict[str, Any] | None = None
         self._filling = False
         self._model_spec: str | None = None
+        # which layer the tab uses: "follow" the tree once the user has picked there (else the
+        # engine's default), "auto" (the default, chosen in the field) or "field" (self._field_layer)
+        self._layer_mode = "follow"
+        self._field_layer: str | None = None
+        self._layer_in_use: str | None = None  # what the last request asked for (None: the default)
+        self._scoring = False  # a metrics job is in flight
         self.renderer = RenderWorker(self)
         self.renderer.done.connect(self._on_rendered)
         self.renderer.failed.connect(lambda message: self.photo_pane.clear_image(message.splitlines()[0]))
@@ -216,9 +265,18 @@ class AttributionView(View):
         for box in (self.style_box, self.cmap_box):
             box.currentIndexChanged.connect(self._look_changed)
         self.alpha.valueChanged.connect(self._look_changed)
+        self.layer_box.activated.connect(self._on_layer_field)
+        self.baseline_box.currentIndexChanged.connect(self._baseline_changed)
+        # the tree's layer matters only through layer_for_cam: refresh when that changes; a new
+        # model starts on the engine's default layer again (reset before the refresh)
+        state.layer_changed.disconnect(self.invalidate)
+        state.layer_changed.connect(self._on_tree_layer)
+        state.model_changed.disconnect(self.invalidate)
+        state.model_changed.connect(self._on_model_changed)
         self.coarse_pane.hovered.connect(self._on_coarse_hovered)
         self.score_button.clicked.connect(self.score)
         self.photo_pane.clear_image("loading engine…")
+        self._fill_layer_field()
         self._update_enabled()
 
     # ----- choices -----------------------------------------------------------------
@@ -261,12 +319,85 @@ class AttributionView(View):
                 i = box.count() - 1
             box.setCurrentIndex(max(i, 0))
 
+    @property
+    def baseline(self) -> str:
+        """The deletion/insertion baseline: blur | mean | black | noise."""
+        return str(self.baseline_box.currentData())
+
+    def set_baseline(self, name: str) -> None:
+        index = self.baseline_box.findData(name)
+        if index < 0:
+            raise EngineError(f"unknown baseline {name!r}; choose from: {', '.join(BASELINES)}")
+        self.baseline_box.setCurrentIndex(index)
+
+    def _tree_layer(self) -> str | None:
+        """The tree's layer when the user picked it and it has spatial extent, else None."""
+        if not self.state.layer_by_user:
+            return None
+        return self.state.layer if self.state.layer in self.state.spatial_layers() else None
+
     def layer_for_cam(self) -> str | None:
-        """The selected layer when it has spatial extent, else None (the engine's default layer)."""
-        info = self.state.layer_info()
-        if info is not None and info.kind != "model" and info.spatial and (info.output_shape[0] or 0) > 1:
-            return info.path
+        """The layer to explain; None means the engine's default (the last one with spatial extent).
+
+        The layer picked in the tab's field, else the tree's layer once the user has picked one
+        there and it has spatial extent, else None.
+        """
+        if self._layer_mode == "field" and self._field_layer in self.state.spatial_layers():
+            return self._field_layer
+        if self._layer_mode == "follow":
+            return self._tree_layer()
         return None
+
+    def set_layer(self, path: str | None) -> None:
+        """Pick the layer in the tab's own field, as the user does (None: auto, the engine's default)."""
+        if path is not None and path not in self.state.spatial_layers():
+            raise EngineError(f"layer {path!r} has no spatial extent here")
+        self._layer_mode = "auto" if path is None else "field"
+        self._field_layer = path
+        self._layer_settled()
+
+    def _on_layer_field(self, index: int) -> None:
+        self.set_layer(self.layer_box.itemData(index))
+
+    def _on_model_changed(self) -> None:
+        self._layer_mode, self._field_layer = "follow", None
+        self._fill_layer_field()
+        self.invalidate()
+
+    def _on_tree_layer(self) -> None:
+        if self.state.layer_by_user:  # a pick in the tree: follow it from now on
+            self._layer_mode = "follow"
+            self._field_layer = None
+        self._layer_settled()
+
+    def _layer_settled(self) -> None:
+        """Show the layer in use in the field; recompute when it is not what the map was made on."""
+        self._show_layer_field()
+        if self.layer_for_cam() != self._layer_in_use:
+            self.invalidate()
+        elif self.kind == "cam":
+            self._describe()  # the same map; the note on why this layer may have changed
+
+    def _fill_layer_field(self) -> None:
+        """The field's entries: auto (naming the default), then every layer with spatial extent."""
+        blocked = self.layer_box.blockSignals(True)
+        try:
+            self.layer_box.clear()
+            default = self.state.cam_layer()
+            # the layer's name first: a narrow field still shows which layer is in use
+            self.layer_box.addItem(f"{default} (auto: last spatial layer)" if default else "auto", None)
+            for path in self.state.spatial_layers():
+                self.layer_box.addItem(path, path)
+        finally:
+            self.layer_box.blockSignals(blocked)
+        self._show_layer_field()
+
+    def _show_layer_field(self) -> None:
+        blocked = self.layer_box.blockSignals(True)
+        try:
+            self.layer_box.setCurrentIndex(max(self.layer_box.findData(self.layer_for_cam()), 0))
+        finally:
+            self.layer_box.blockSignals(blocked)
 
     def _fill_targets(self, predictions: list[tuple[int, str, float]]) -> None:
         """Targets: top-1, the top predictions with their probabilities, then every class of small models."""
@@ -330,9 +461,11 @@ class AttributionView(View):
             "method": method,
             "target": self.target_box.currentData(),
         }
+        self._layer_in_use = self.layer_for_cam()
+        self._show_layer_field()
         if kind == "cam":
             params.update(
-                layer=self.layer_for_cam(),
+                layer=self._layer_in_use,
                 mapping=self.mapping,
                 compare=self.compare_box.currentData(),
                 top_k=TOP_K,
@@ -340,6 +473,7 @@ class AttributionView(View):
         else:
             params.update(samples=16, steps=24)
         self.cancel("metrics")
+        self._scoring = False
         self._pending_kind = kind
         self.submit(kind, params)
         self.info.setText(f"{method}: computing…")
@@ -351,12 +485,21 @@ class AttributionView(View):
             return
         target = self.result["result"].target if self.kind == "cam" else self.result.get("target")
         self.scores = None
+        self._scoring = True
         self.score_label.setText("scoring…")
-        self.submit(
-            "metrics",
-            {"image": self.state.image, "heatmap": heat, "target": target, "steps": SCORE_STEPS},
-            tag="metrics",
-        )
+        params = {
+            "image": self.state.image,
+            "heatmap": heat,
+            "target": target,
+            "steps": SCORE_STEPS,
+            "baseline": self.baseline,
+        }
+        self.submit("metrics", params, tag="metrics")
+
+    def _baseline_changed(self) -> None:
+        """A new baseline: rescore the map if it has scores (or is being scored)."""
+        if self.scores is not None or self._scoring:
+            self.score()
 
     def _primary_heat(self) -> np.ndarray | None:
         if self.result is None:
@@ -376,6 +519,7 @@ class AttributionView(View):
 
     def _clear_scores(self) -> None:
         self.scores = None
+        self._scoring = False
         self.score_label.setText("")
         self.deletion_curve.setData([], [])
         self.insertion_curve.setData([], [])
@@ -390,6 +534,7 @@ class AttributionView(View):
         if event.reason != "done":
             return
         if tag == "metrics":
+            self._scoring = False
             self._show_scores(event.result)
             return
         self.result = event.result
@@ -402,6 +547,7 @@ class AttributionView(View):
 
     def job_failed(self, tag: str, event: Failed) -> None:
         if tag == "metrics":
+            self._scoring = False
             self.score_label.setText(event.message)
             return
         self.result = None
@@ -425,7 +571,13 @@ class AttributionView(View):
             parts.append(f"<b>{name}</b>: logit {res.score:.3g}, p {100 * res.probability:.1f}%")
         res = self.result["result"]
         rf = res.field
-        where = f"{res.layer} ({res.cam.shape[0]}×{res.cam.shape[1]} cells"
+        where = res.layer
+        if self.layer_for_cam() is None:  # the engine's default layer
+            picked = self.state.layer if self.state.layer_by_user and self._layer_mode == "follow" else None
+            where += (
+                f" [auto: {picked} has no spatial extent]" if picked and picked != res.layer else " [auto]"
+            )
+        where += f" ({res.cam.shape[0]}×{res.cam.shape[1]} cells"
         where += f", field {rf.size[0]}×{rf.size[1]} px, stride {rf.stride[0]})" if rf is not None else ")"
         method = res.method
         if res.method == "scorecam":
@@ -438,7 +590,8 @@ class AttributionView(View):
         self.deletion_curve.setData(np.asarray(d.fractions), np.asarray(d.scores))
         self.insertion_curve.setData(np.asarray(i.fractions), np.asarray(i.scores))
         self.score_label.setText(
-            f"deletion AUC {d.auc:.3f} (lower is better) · insertion AUC {i.auc:.3f} (higher is better)"
+            f"deletion AUC {d.auc:.3f} ({d.baseline}), lower is better · "
+            f"insertion AUC {i.auc:.3f} ({i.baseline}), higher is better"
         )
 
     # ----- rendering -----------------------------------------------------------------
@@ -492,9 +645,10 @@ class AttributionView(View):
             hit = figures.panel_at(2, (hh * self.rendered[2], ww * self.rendered[2]), row, col)
             res = other if hit is not None and hit[0] == 1 else res
         value = float(res.cam[cell_rc])
+        context = " plus global context" if getattr(res.field, "global_context", False) else ""
         self.cell_label.setText(
             f"cell {cell_rc}: {value:.3g} · receptive field {rect[2] - rect[0]:.0f}×{rect[3] - rect[1]:.0f} "
-            "px of the photo"
+            f"px of the photo{context}"
         )
 
     def cell_box(
@@ -558,6 +712,7 @@ class AttributionView(View):
             meta["scores"] = {
                 "deletion_auc": self.scores["deletion"].auc,
                 "insertion_auc": self.scores["insertion"].auc,
+                "baseline": self.scores["deletion"].baseline,
             }
         return main, meta
 
@@ -567,6 +722,7 @@ class AttributionView(View):
         s.setValue("style", self.look()["style"])
         s.setValue("cmap", self.cmap_box.currentText())
         s.setValue("alpha", self.alpha.value())
+        s.setValue("baseline", self.baseline)
 
     def restore_settings(self, s: QSettings) -> None:
         try:
@@ -581,6 +737,9 @@ class AttributionView(View):
         if self.cmap_box.findText(cmap) >= 0:
             self.cmap_box.setCurrentText(cmap)
         self.alpha.setValue(int(np.clip(cfg.read(s, "alpha", 50, int), 0, 100)))
+        baseline = self.baseline_box.findData(cfg.read(s, "baseline", DEFAULT_BASELINE, str))
+        if baseline >= 0:
+            self.baseline_box.setCurrentIndex(baseline)
 
 
 def _render_job(photo, heats, cams, look, source) -> tuple:

@@ -119,6 +119,32 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
     assert [t["index"] for t in sidecar["targets"]] == [0, 2]
     assert len(sidecar["scores"]) == 2 and 0 <= sidecar["scores"][0]["deletion_auc"] <= 1
     assert "deletion AUC" in stdout
+    assert sidecar["baseline"] == "blur" and sidecar["scores"][0]["baseline"] == "blur"  # the default
+
+
+def test_export_cam_scores_against_a_chosen_baseline(files, tmp_path: Path, capsys) -> None:
+    from engine.attribution.cam import cam
+    from engine.attribution.metrics import deletion_auc
+    from engine.images import load_image
+    from engine.models import load_model
+
+    common = ["export", "cam", "--model", str(files["model"]), "--image", str(files["image"]), "--scores"]
+    sidecars = {}
+    for baseline in ("black", "noise"):
+        out = tmp_path / f"{baseline}.png"
+        code, stdout, err = _run([*common, "--baseline", baseline, "--out", str(out)], capsys)
+        assert code == 0, err
+        sidecars[baseline] = json.loads(sidecar_path(out).read_text())["settings"]
+        assert sidecars[baseline]["baseline"] == baseline and f"baseline {baseline}" in stdout
+        assert sidecars[baseline]["scores"][0]["baseline"] == baseline
+    # the recorded AUC is the engine's for that baseline
+    h = load_model(str(files["model"]))
+    photo = load_image(str(files["image"]))
+    res = cam(h, photo)
+    expected = deletion_auc(h, photo, res.heatmap, res.target, baseline="noise").auc
+    assert sidecars["noise"]["scores"][0]["deletion_auc"] == pytest.approx(expected, rel=1e-5)
+    code, _, err = _run([*common, "--baseline", "white", "--out", str(tmp_path / "w.png")], capsys)
+    assert code != 0 and "invalid choice" in err
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

@@ -8,9 +8,14 @@ import pytest
 
 from engine.attribution import metrics
 from engine.attribution.metrics import (
+    BASELINES,
+    DEFAULT_BASELINE,
     CurveScore,
+    baseline_image,
     blur,
     centre_baseline,
+    curve_falls_after_rising,
+    curve_recovers,
     deletion_auc,
     energy_pointing_game,
     insertion_auc,
@@ -128,24 +133,110 @@ def _expected(start: np.ndarray, end: np.ndarray, order: np.ndarray, steps: int)
     return scores, float(np.sum((scores[1:] + scores[:-1]) * np.diff(f)) / 2)
 
 
-def test_deletion_follows_the_map_order(linear: ModelHandle) -> None:
+def test_deletion_to_black_follows_the_map_order(linear: ModelHandle) -> None:
     img = np.full((4, 4, 1), 0.5, np.float32)
     good = np.zeros((4, 4))
     good[:, :2] = np.arange(8).reshape(4, 2) + 10  # the pixels the class uses, ranked first
     good[:, 2:] = np.arange(8).reshape(4, 2)
     order = np.argsort(-good.reshape(-1), kind="stable")
-    res = deletion_auc(linear, img, good, target=1, steps=16)
+    res = deletion_auc(linear, img, good, target=1, steps=16, baseline="black")
     assert isinstance(res, CurveScore) and res.fractions[0] == 0 and res.fractions[-1] == 1
+    assert res.baseline == "black"
     scores, auc = _expected(img[..., 0], np.zeros((4, 4)), order, 16)
     np.testing.assert_allclose(res.scores, scores, rtol=1e-5)
     assert res.auc == pytest.approx(auc, rel=1e-5)
-    worse = deletion_auc(linear, img, -good, target=1, steps=16)
+    worse = deletion_auc(linear, img, -good, target=1, steps=16, baseline="black")
     assert worse.auc > res.auc + 0.2
     # a coarser curve: 4 steps of 4 pixels
-    coarse = deletion_auc(linear, img, good, target=1, steps=4)
+    coarse = deletion_auc(linear, img, good, target=1, steps=4, baseline="black")
     assert len(coarse.scores) == 5 and coarse.auc == pytest.approx(
         _expected(img[..., 0], np.zeros((4, 4)), order, 4)[1]
     )
+
+
+def test_each_baseline_image_is_what_it_claims() -> None:
+    rng = np.random.default_rng(3)
+    photo = rng.random((40, 24, 3)).astype(np.float32)
+    photo[10:20, 5:15] = (1.0, 0.0, 0.0)  # a sharp red square
+    blurred = baseline_image(photo, "blur")
+    np.testing.assert_allclose(blurred, blur(photo, 40 / 8), rtol=1e-6)  # sigma max(H, W) / 8
+    assert (
+        np.abs(np.diff(blurred, axis=0)).max() < 0.1 * np.abs(np.diff(photo, axis=0)).max()
+    )  # no edges left
+    np.testing.assert_allclose(baseline_image(photo, "blur", blur_sigma=1.5), blur(photo, 1.5), rtol=1e-6)
+    mean = baseline_image(photo, "mean")
+    assert mean.shape == photo.shape and mean.dtype == np.float32
+    np.testing.assert_allclose(mean, np.broadcast_to(photo.mean(axis=(0, 1)), photo.shape), rtol=1e-5)
+    black = baseline_image(photo, "black")
+    assert black.shape == photo.shape and not black.any()
+    noise = baseline_image(photo, "noise", seed=4)
+    assert noise.shape == photo.shape and noise.min() >= 0 and noise.max() < 1
+    assert 0.4 < noise.mean() < 0.6 and abs(np.corrcoef(noise.ravel(), photo.ravel())[0, 1]) < 0.1
+    np.testing.assert_array_equal(noise, baseline_image(photo, "noise", seed=4))  # seeded
+    assert not np.array_equal(noise, baseline_image(photo, "noise", seed=5))
+    assert BASELINES == ("blur", "mean", "black", "noise") and DEFAULT_BASELINE in BASELINES
+    np.testing.assert_array_equal(baseline_image(photo), baseline_image(photo, DEFAULT_BASELINE))
+    with pytest.raises(EngineError, match="unknown baseline"):
+        baseline_image(photo, "white")
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_curves_run_between_the_image_and_its_baseline(linear: ModelHandle, baseline: str) -> None:
+    rng = np.random.default_rng(1)
+    img = rng.random((4, 4, 1)).astype(np.float32)
+    m = rng.random((4, 4))
+    order = np.argsort(-m.reshape(-1))
+    base = baseline_image(img, baseline, seed=2)[..., 0]
+    d = deletion_auc(linear, img, m, target=1, steps=16, baseline=baseline, seed=2)
+    i = insertion_auc(linear, img, m, target=1, steps=16, baseline=baseline, seed=2)
+    assert d.baseline == i.baseline == baseline
+    # deletion starts on the image and ends on the baseline; insertion the other way round
+    scores, auc = _expected(img[..., 0], base, order, 16)
+    np.testing.assert_allclose(d.scores, scores, rtol=1e-5)
+    assert d.auc == pytest.approx(auc, rel=1e-5)
+    assert d.scores[0] == pytest.approx(_p1(img[..., 0]), rel=1e-5)
+    assert d.scores[-1] == pytest.approx(_p1(base), rel=1e-5)
+    scores, auc = _expected(base, img[..., 0], order, 16)
+    np.testing.assert_allclose(i.scores, scores, rtol=1e-5)
+    assert i.scores[0] == pytest.approx(_p1(base), rel=1e-5)
+    assert i.scores[-1] == pytest.approx(_p1(img[..., 0]), rel=1e-5)
+
+
+def test_curve_recovers_and_falls_after_rising() -> None:
+    assert curve_recovers([0.95, 0.00001, 1.0, 0.002, 1.0])  # the black deletion curve of issue 10
+    assert curve_recovers([0.9, 0.5, 0.1, 0.3, 0.5, 0.85])  # climbs back later, not in one step
+    assert curve_recovers([0.1, 0.9])
+    assert not curve_recovers([0.95, 0.6, 0.3, 0.1, 0.0])  # a good deletion curve
+    assert not curve_recovers([0.95, 0.1, 0.7, 0.75])  # climbs, but not above 0.8
+    assert not curve_recovers([0.95, 0.3, 0.9])  # never below 0.2
+    assert not curve_recovers([0.9, 0.1, 0.9], low=0.05)
+    assert not curve_recovers([0.5]) and not curve_recovers([])
+    assert curve_falls_after_rising([0.1, 0.9, 0.05, 0.95])
+    assert curve_falls_after_rising([0.9, 0.1])
+    assert not curve_falls_after_rising([0.0, 0.3, 0.7, 0.95, 0.9])  # a good insertion curve
+    assert not curve_falls_after_rising([0.1, 0.85, 0.3])
+    assert not curve_falls_after_rising([0.1, 0.75, 0.1])
+    # the same curve read both ways: falling after rising is recovering of 1 - p
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        s = rng.random(6)
+        assert curve_falls_after_rising(s) == curve_recovers(1 - s)
+
+
+def test_default_blur_deletion_on_the_shape_samples_does_not_recover() -> None:
+    """builtin:shapes, Grad-CAM with defaults on the four sample shapes: deletion curves measure the map."""
+    import engine
+
+    h = engine.load_model("builtin:shapes")
+    for name in ("circle", "square", "triangle", "star"):
+        img = engine.load_image(f"builtin:shape_{name}")
+        res = engine.cam(h, img)
+        d = deletion_auc(h, img, res.heatmap, res.target)
+        assert d.baseline == DEFAULT_BASELINE == "blur"
+        assert d.scores[0] > 0.5, name  # the model sees the shape it is explaining
+        assert not curve_recovers(d.scores), (name, np.round(d.scores, 3))
+        black = deletion_auc(h, img, res.heatmap, res.target, baseline="black")
+        assert black.baseline == "black" and black.scores[0] == pytest.approx(d.scores[0], rel=1e-5)
 
 
 def test_insertion_starts_from_the_blurred_image(linear: ModelHandle) -> None:
@@ -154,6 +245,7 @@ def test_insertion_starts_from_the_blurred_image(linear: ModelHandle) -> None:
     m = rng.random((4, 4))
     order = np.argsort(-m.reshape(-1))
     res = insertion_auc(linear, img, m, target=1, steps=8, blur_sigma=1.0)
+    assert res.baseline == "blur"
     start = blur(img, 1.0)[..., 0]
     scores, auc = _expected(start, img[..., 0], order, 8)
     np.testing.assert_allclose(res.scores, scores, rtol=1e-5)
@@ -165,8 +257,8 @@ def test_insertion_starts_from_the_blurred_image(linear: ModelHandle) -> None:
 def test_ties_break_in_a_fixed_random_order(linear: ModelHandle) -> None:
     img = np.full((4, 4, 1), 0.5, np.float32)
     flat = np.zeros((4, 4))
-    a = deletion_auc(linear, img, flat, target=1, steps=16)
-    b = deletion_auc(linear, img, flat, target=1, steps=16)
+    a = deletion_auc(linear, img, flat, target=1, steps=16, baseline="black")
+    b = deletion_auc(linear, img, flat, target=1, steps=16, baseline="black")
     np.testing.assert_array_equal(a.scores, b.scores)
     # not raster order: deleting the left half first would drop the score in the first 8 steps
     raster = _expected(img[..., 0], np.zeros((4, 4)), np.arange(16), 16)[0]
@@ -196,6 +288,8 @@ def test_metric_arguments(linear: ModelHandle) -> None:
         deletion_auc(linear, img, np.zeros((5, 5)))
     with pytest.raises(EngineError, match="steps"):
         insertion_auc(linear, img, np.zeros((4, 4)), steps=0)
+    with pytest.raises(EngineError, match="unknown baseline"):
+        deletion_auc(linear, img, np.zeros((4, 4)), baseline="grey")
     assert set(metrics.__all__) >= {"pointing_game", "energy_pointing_game", "deletion_auc", "insertion_auc"}
 
 
@@ -204,7 +298,7 @@ def test_metrics_job(linear: ModelHandle, tmp_path) -> None:
 
     path = tmp_path / "linear.keras"
     linear.model.save(path)
-    img = np.full((4, 4, 1), 0.5, np.float32)
+    img = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4, 1)  # its mean colour differs from its blur
     heat = np.zeros((4, 4), np.float32)
     heat[1, 1] = 1.0
     events = list(
@@ -217,6 +311,7 @@ def test_metrics_job(linear: ModelHandle, tmp_path) -> None:
                     "heatmap": heat,
                     "target": 1,
                     "steps": 4,
+                    "baseline": "mean",
                     "box": (0, 0, 2, 2),
                 },
             )
@@ -227,5 +322,8 @@ def test_metrics_job(linear: ModelHandle, tmp_path) -> None:
     assert progress[-1].step == progress[-1].total == 10
     out = events[-1].result
     assert out["pointing"] is True and out["energy"] == pytest.approx(1.0)
-    assert out["deletion"].auc == pytest.approx(deletion_auc(linear, img, heat, 1, steps=4).auc)
+    expected = deletion_auc(linear, img, heat, 1, steps=4, baseline="mean")
+    assert out["deletion"].auc == pytest.approx(expected.auc)
+    assert out["deletion"].auc != pytest.approx(deletion_auc(linear, img, heat, 1, steps=4).auc)
+    assert out["baseline"] == out["deletion"].baseline == out["insertion"].baseline == "mean"
     assert len(out["insertion"].scores) == 5
