@@ -702,6 +702,7 @@ class DatasetView(View):
         self._fill_classes()
         self._render_units()
         self._close_detail()
+        self._open_strongest_unit()
         self._show_classes()
         self.images_pane.clear_image("Show: images beside their strongest maps")
         self.compare_pane.clear_image("pick two classes and Compare")
@@ -736,6 +737,14 @@ class DatasetView(View):
         unit = self.layout_units.item_at(row, col)
         if unit is not None:
             self.open_unit(int(unit))
+
+    def _open_strongest_unit(self) -> None:
+        """A fresh result opens its strongest unit, so the detail pane shows top images at once."""
+        r = self.result
+        if r is None or r.units == 0 or not (r.top_ids[:, 0] >= 0).any():
+            return
+        best = np.where(r.top_ids[:, 0] >= 0, np.nan_to_num(r.top_values[:, 0], nan=-np.inf), -np.inf)
+        self.open_unit(int(np.argmax(best)))
 
     def open_unit(self, unit: int) -> None:
         """Show unit `unit`'s top-k large with names and values, and enable its maximization."""

@@ -273,7 +273,7 @@ class LiveRunView(GifMixin, View):
         note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         if isinstance(note, QLabel):
             note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        note.setMinimumWidth(160)
+        note.setMinimumWidth(130)
         sl.addWidget(note, 2)
         strip.setMinimumHeight(130)
         strip.setMaximumHeight(200)

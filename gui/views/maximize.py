@@ -206,7 +206,7 @@ class MaximizeView(LiveRunView):
         self.curve = CurvePlot()
         self.analytic = ImagePane(pan_zoom=False)
         self.analytic.setToolTip("Analytic maximizer of a first-layer unit: the sign of its weights")
-        self.analytic.setMaximumWidth(150)  # a thumbnail in the strip: the result keeps the room
+        self.analytic.setMaximumWidth(110)  # a thumbnail in the strip: the result and curve keep the room
         self.analytic.hide()
         self.report = QLabel("")
         self.report.setWordWrap(True)
