@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
 import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from engine.models import ModelHandle
 
 COMMANDS = ("info", "export", "train")
 EXPORT_KINDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -59,18 +64,89 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
-def export_kind(name: str, configure: Callable[[argparse.ArgumentParser], None]):
-    """Register `python main.py export NAME`: configure adds its options; the decorated fn runs it."""
+def export_kind(name: str, configure: Callable[[argparse.ArgumentParser], None], help: str | None = None):
+    """Register `python main.py export NAME`: configure adds its options; the decorated fn runs it.
+
+    help is the one line `export --help` shows for NAME (default: the runner's docstring, then
+    _KIND_HELP).
+    """
 
     def register(fn: Callable[[argparse.Namespace], dict[str, Any]]):
         EXPORT_KINDS[name] = configure
         _RUNNERS[name] = fn
+        text = help or (fn.__doc__ or "").strip().split("\n")[0] or _KIND_HELP.get(name, "")
+        _HELP[name] = text
         return fn
 
     return register
 
 
-def _load(args: argparse.Namespace) -> Any:
+# One line per kind for `export --help`, for kinds whose module passes no help= (yet).
+_KIND_HELP = {
+    "cam": "class activation map laid over the photo",
+    "saliency": "saliency map of a class (or of a layer's output) on the photo",
+    "topk": "the dataset images that excite each unit of a layer most",
+}
+_HELP: dict[str, str] = {}
+
+# ----- the options every kind spells the same way ----------------------------------------------
+_INDICES = re.compile(r"^(\*|\d+\.\.\d+|\d+(,\d+)*)$")
+_POSITION = re.compile(r"^\d+,\d+$")
+
+
+def unit_args(p: argparse.ArgumentParser, position: bool = False) -> None:
+    """--channel (conv / spatial layers) and --unit (dense layers), with --position ROW,COL for one neuron."""
+    p.add_argument("--channel", help="channel(s) of a spatial --layer: 5, 0,3, 0..15 (inclusive) or * (all)")
+    p.add_argument("--unit", help="unit(s) of a dense --layer, written as for --channel")
+    if position:
+        p.add_argument(
+            "--position", metavar="ROW,COL", help="with --channel: one neuron at this cell of the layer's map"
+        )
+
+
+def check_unit_args(args: argparse.Namespace) -> None:
+    """Cheap checks of --layer/--channel/--unit/--position before any model loads."""
+    channel, unit, position = args.channel, args.unit, getattr(args, "position", None)
+    if channel is not None and unit is not None:
+        raise CliError("give --channel (spatial layer) or --unit (dense layer), not both")
+    for flag, value in (("--channel", channel), ("--unit", unit)):
+        if value is not None and not _INDICES.match(value.replace(" ", "")):
+            raise CliError(f"{flag} {value}: use an index (5), a list (0,3), a range (0..15) or * (all)")
+    if (channel is not None or unit is not None) and not getattr(args, "layer", None):
+        raise CliError("--channel and --unit need --layer")
+    if position is not None:
+        if channel is None:
+            raise CliError("--position needs --layer and --channel (one neuron of a spatial layer)")
+        if not _POSITION.match(position.replace(" ", "")):
+            raise CliError(f"--position {position}: use ROW,COL, e.g. 10,12")
+
+
+def layer_objective(
+    h: ModelHandle, layer: str, channel: str | None, unit: str | None, position: str | None = None
+) -> str:
+    """The objective text ("conv3", "conv3:2", "conv3:2@10,12", "fc:7") for --layer and its unit options.
+
+    --channel must name a layer with (H, W, C) output and --unit one with (units,) output, so a
+    mix-up says which flag the layer wants.
+    """
+    path = h.resolve(layer)
+    if channel is None and unit is None:
+        return path
+    dims = len(h.info(path).output_shape)
+    if channel is not None and dims != 3:
+        hint = "; it is a dense layer: use --unit" if dims == 1 else ""
+        raise CliError(f"--channel needs a spatial layer (H, W, C); {path} has output rank {dims}{hint}")
+    if unit is not None and dims != 1:
+        hint = "; it is a spatial layer: use --channel" if dims == 3 else ""
+        raise CliError(f"--unit needs a dense layer (units,); {path} has output rank {dims}{hint}")
+    text = f"{path}:{(channel if channel is not None else unit).replace(' ', '')}"
+    if position is not None:
+        text += "@" + position.replace(" ", "")
+    return text
+
+
+def _load(args: argparse.Namespace) -> ModelHandle:
+    """The model named by --model, --trust and --scaling."""
     from engine.models import load_model
 
     return load_model(args.model, trust=args.trust, scaling=args.scaling)
@@ -109,7 +185,7 @@ def _fm_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
-@export_kind("featuremaps", _fm_options)
+@export_kind("featuremaps", _fm_options, help="the feature maps of a layer for one image")
 def _export_featuremaps(args: argparse.Namespace) -> dict[str, Any]:
     from engine import render
     from engine.activations import feature_maps
@@ -151,7 +227,7 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
-@export_kind("filters", _filter_options)
+@export_kind("filters", _filter_options, help="the filters (weights) of a conv layer")
 def _export_filters(args: argparse.Namespace) -> dict[str, Any]:
     from engine import render
     from engine.weights import filters
@@ -229,11 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_info.add_argument("model")
     p_info.add_argument("--trust", action="store_true")
     p_info.add_argument("--scaling")
-    p_export = sub.add_parser("export", help="write a view as a figure with its JSON sidecar")
-    kinds = p_export.add_subparsers(dest="kind", parser_class=_Parser)
+    p_export = sub.add_parser(
+        "export",
+        help="write a view as a figure with its JSON sidecar",
+        description=textwrap.fill(
+            "Write a view as a figure with a JSON sidecar holding every setting and the command that "
+            "reproduces it. Every kind takes --model and --out (--overwrite replaces); a layer is always "
+            "--layer, one channel of a spatial layer --channel, one unit of a dense layer --unit.",
+            88,
+        ),
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=30),
+    )
+    kinds = p_export.add_subparsers(dest="kind", parser_class=_Parser, metavar="KIND")
     _load_export_plugins()
+    table = []
     for kind, configure in EXPORT_KINDS.items():
-        configure(kinds.add_parser(kind))
+        text = _HELP.get(kind, "")
+        kp = kinds.add_parser(kind, help=text, description=text or None)
+        configure(kp)
+        flags = [f for f in ("--image", "--layer", "--channel", "--unit") if f in kp._option_string_actions]
+        table.append(f"  {kind:<12}{' '.join(flags)}")
+    p_export.epilog = "layer and image options of each kind:\n" + "\n".join(table)
     p_train = sub.add_parser("train", help="retrain a built-in model from its shipped data")
     p_train.add_argument("name", help="builtin:digits or builtin:shapes")
     p_train.add_argument("--epochs", type=int, default=None)

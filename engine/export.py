@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from engine.common import unit_to_uint8
 from engine.errors import EngineError
 
 IMAGE_FORMATS: frozenset[str] = frozenset({".png", ".tif", ".tiff"})
@@ -276,8 +277,7 @@ def _image_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
-        f = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.ascontiguousarray((np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+        return np.ascontiguousarray(unit_to_uint8(a))
     raise EngineError(f"{what} must be uint8 or float in [0, 1], got dtype {a.dtype}")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import tree
 
-SEP = "/"
+from engine.common import SEP
 
 
 def is_container(op: Any) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import ImageLoadError
+from engine.models import ModelHandle
 from engine.scaling import to_model_range
 
 MAX_PIXELS = 100_000_000  # larger images are refused as possible decompression bombs
@@ -33,7 +34,7 @@ SAMPLES = RESOURCES / "images"
 ImageSource = str | os.PathLike | np.ndarray | bytes
 
 
-def sample_images(fit: Mapping[str, Any] | Any | None = None) -> list[str]:
+def sample_images(fit: Mapping[str, Any] | ModelHandle | None = None) -> list[str]:
     """The "builtin:NAME" specs of the images shipped in resources/images, by name.
 
     fit: a model summary dict (input_shape, spec, class_names) or a ModelHandle; when
@@ -335,7 +336,7 @@ def fit_image(img: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return to_channels(resize(img, shape[:2]), shape[2])
 
 
-def to_model_input(img: ImageSource, h: Any) -> np.ndarray:
+def to_model_input(img: ImageSource, h: ModelHandle) -> np.ndarray:
     """float32 (1, H, W, C) ready for the model behind handle h."""
     arr = (
         load_image(img) if not isinstance(img, np.ndarray) or img.dtype != np.float32 else array_to_image(img)

@@ -13,16 +13,17 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.jobs import CancelToken, Progress, handler
+from engine.models import ModelHandle
 
 _state: dict[str, Any] = {"current": None}
 
 
-def current_handle() -> Any:
+def current_handle() -> ModelHandle | None:
     """The model the engine thread last loaded (None before the first load_model job)."""
     return _state["current"]
 
 
-def current_model(params: Mapping[str, Any]) -> Any:
+def current_model(params: Mapping[str, Any]) -> ModelHandle:
     """The model a request is about: params['model'] (a spec) or the last loaded one."""
     from engine.models import model_cache
 

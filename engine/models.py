@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from engine.common import SEP
 from engine.errors import EngineError, LayerNotFound, ModelLoadError
 from engine.scaling import check_scaling, remember_scaling, remembered_scaling
-
-SEP = "/"
 
 
 @dataclass(frozen=True)

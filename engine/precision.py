@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 ENV = "CONVSCOPE_PRECISION"
@@ -112,7 +113,7 @@ def _clone_layer(layer: Any, policy: str) -> Any:
     return new
 
 
-def _build(h: Any) -> Any:
+def _build(h: ModelHandle) -> Any:
     import keras
 
     source = keras.Model(h.flat_input, h.logits, name="convscope_logits")
@@ -131,7 +132,7 @@ def _build(h: Any) -> Any:
     return copy
 
 
-def _probe(h: Any, source: Any, copy: Any) -> None:
+def _probe(h: ModelHandle, source: Any, copy: Any) -> None:
     """Refuse a copy whose logits on random images stray from the float32 model's."""
     from engine.scaling import to_model_range
 
@@ -145,7 +146,7 @@ def _probe(h: Any, source: Any, copy: Any) -> None:
         raise EngineError(f"bfloat16 copy strays from the model (max logit error {err:.3g} of {scale:.3g})")
 
 
-def logits_model(h: Any, precision: str | None = "auto") -> tuple[Any, str]:
+def logits_model(h: ModelHandle, precision: str | None = "auto") -> tuple[Any, str]:
     """(keras.Model from the flat input to the logits, the precision it computes in).
 
     "bfloat16" (or "auto" where bf16 is native) gives the cached bf16 copy; when no copy can

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 __all__ = ["GLOBAL_CONTEXT_NOTE", "ReceptiveField", "field_of_tensor", "receptive_field"]
 
@@ -460,7 +461,7 @@ def field_of_tensor(tensor: Any) -> ReceptiveField:
     return _field(tensor, _describe(tensor))
 
 
-def receptive_field(h: Any, layer: str) -> ReceptiveField:
+def receptive_field(h: ModelHandle, layer: str) -> ReceptiveField:
     """Receptive field of the cells of `layer` (a path such as "conv3" or "vgg16/block5_conv3") of model `h`.
 
     Layers after a global branch have global_context set; global pooling, Dense
@@ -479,7 +480,7 @@ class _CallableModule(types.ModuleType):
     package to this module. Calling the module therefore has to work too.
     """
 
-    def __call__(self, h: Any, layer: str) -> ReceptiveField:
+    def __call__(self, h: ModelHandle, layer: str) -> ReceptiveField:
         return receptive_field(h, layer)
 
 

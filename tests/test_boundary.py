@@ -62,3 +62,27 @@ def test_gui_modules_import_without_tensorflow():
         cwd=ROOT,
         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
     )
+
+
+def test_model_handle_type_imports_without_tensorflow():
+    """Engine signatures are typed with ModelHandle; naming that type must not load TensorFlow."""
+    code = (
+        "import sys\n"
+        "from engine.models import ModelHandle, LayerInfo\n"
+        "import engine.common, engine.images, engine.job_handlers, engine.receptive_field, engine.precision\n"
+        "from engine.common import SEP, drain, unit_to_uint8\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+        "sorted(m for m in sys.modules if 'tens' in m or 'keras' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_layer_path_separator_is_defined_once():
+    """SEP lives in engine/common.py; graph.py and models.py import it instead of defining their own."""
+    defs = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "engine").rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text(), str(p)))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SEP" for t in node.targets)
+    ]
+    assert defs == ["engine/common.py"]

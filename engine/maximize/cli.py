@@ -1,13 +1,18 @@
 """`python main.py export maximize|dream`: the GUI's runs as figures, animations or arrays.
 
-    python main.py export maximize --model builtin:shapes --objective conv3:0..15 --steps 200 --out grid.png
+    python main.py export maximize --model builtin:shapes --layer conv3 --channel 0..15 --steps 200 --out grid.png
+    python main.py export maximize --model builtin:shapes --objective "conv3:5 - 0.5*class:2" --out mix.png
     python main.py export maximize --model builtin:shapes --objective class:star --out star.gif
-    python main.py export dream --model builtin:digits --image photo.jpg --layers Conv2D_2 --out dream.png
+    python main.py export dream --model builtin:digits --image photo.jpg --layer Conv2D_2 --out dream.png
 
 The output kind follows the suffix: .png/.tif (the result; a batch as one grid), .gif (the
 whole run, one grid per frame) or .npy (the float32 (B, H, W, C) result in [0, 1]). Each
 file gets a FILE.json sidecar with every setting and the command that reproduces it;
 writes are atomic and an existing file is only replaced with --overwrite.
+
+Both kinds name what to optimize as every export kind does: --layer, with --channel for one
+channel of a spatial layer or --unit for one unit of a dense layer (engine.cli.unit_args);
+`export maximize --objective` stays for full expressions of the objective grammar.
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from engine.cli import CliError, _load, _model_args, _out_args, export_kind
+from engine.cli import (
+    CliError,
+    _load,
+    _model_args,
+    _out_args,
+    check_unit_args,
+    export_kind,
+    layer_objective,
+    unit_args,
+)
 from engine.maximize.figures import grid
 
 _SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".npy")
@@ -86,12 +100,18 @@ def _produce(
 # ----- export maximize -------------------------------------------------------------------------------
 def _maximize_options(p: argparse.ArgumentParser) -> None:
     _model_args(p)
-    p.add_argument(
-        "--objective",
-        required=True,
-        nargs="+",
-        help="e.g. conv3:5, conv3:5@10,12, conv3, class:3, dense1:7, conv3:0..15, '0.5*conv3:5 - class:2'",
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--layer",
+        help="optimize this layer: the whole layer (mean square), or --channel / --unit of it",
     )
+    what.add_argument(
+        "--objective",
+        nargs="+",
+        help="a full expression instead of --layer, e.g. conv3:5@10,12, class:3, '0.5*conv3:5 - class:2' "
+        "(several: one image each)",
+    )
+    unit_args(p, position=True)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument(
         "--size", type=int, default=None, help="square canvas size (default: the model's input size)"
@@ -142,10 +162,11 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
-@export_kind("maximize", _maximize_options)
+@export_kind("maximize", _maximize_options, help="activation maximization of a layer, channel, unit or class")
 def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
     from engine.maximize.run import maximize
 
+    check_unit_args(args)
     _precheck(args)
     from engine.maximize import optimizers
     from engine.maximize.params import PARAMS
@@ -163,7 +184,10 @@ def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
 
         image = load_image(args.image)
     h = _load(args)
-    objective = args.objective[0] if len(args.objective) == 1 else list(args.objective)
+    if args.objective:
+        objective = args.objective[0] if len(args.objective) == 1 else list(args.objective)
+    else:
+        objective = layer_objective(h, args.layer, args.channel, args.unit, args.position)
     run = maximize(
         h,
         objective,
@@ -221,11 +245,14 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--image", required=True, help="the photo to dream on (path or builtin:NAME)")
     p.add_argument(
+        "--layer",
         "--layers",
+        dest="layer",
         required=True,
         nargs="+",
-        help="layers (mean square), weighted terms like 0.5*conv3, or one channel conv3:5",
+        help="layers to amplify (mean square), weighted terms like 0.5*conv3, or one layer with --channel / --unit",
     )
+    unit_args(p)
     p.add_argument("--octaves", type=int, default=4)
     p.add_argument("--octave-scale", type=float, default=1.4)
     p.add_argument("--steps", type=int, default=20, help="steps per octave")
@@ -237,15 +264,21 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
-@export_kind("dream", _dream_options)
+@export_kind("dream", _dream_options, help="DeepDream: amplify what layers see in a photo")
 def _export_dream(args: argparse.Namespace) -> dict[str, Any]:
     from engine.images import load_image
     from engine.maximize.deepdream import dream
 
+    check_unit_args(args)
+    if (args.channel is not None or args.unit is not None) and len(args.layer) != 1:
+        raise CliError("--channel and --unit need exactly one --layer")
     suffix = _precheck(args)
     photo = load_image(args.image)
     h = _load(args)
-    layers = " + ".join(args.layers)
+    if args.channel is not None or args.unit is not None:
+        layers = layer_objective(h, args.layer[0], args.channel, args.unit)
+    else:
+        layers = " + ".join(args.layer)
     run = dream(
         h,
         photo,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -205,3 +206,21 @@ def test_bad_input_exits_nonzero_with_one_line(tiny_cnn_path, tmp_path, args, me
 
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "o.png").exists()
+
+
+def test_export_help_lists_one_layer_option_set():
+    """Every export kind about a layer takes --layer; a channel is --channel and a unit --unit wherever
+    one can be chosen, and `export --help` says so for each kind."""
+    res = cli("export", "--help")
+    assert res.returncode == 0 and "--channel" in res.stdout and "--unit" in res.stdout
+    table = res.stdout.split("layer and image options of each kind:")[1].strip().splitlines()
+    flags = {line.split()[0]: set(line.split()[1:]) for line in table}
+    assert set(flags) >= {"featuremaps", "filters", "maximize", "dream", "cam", "saliency", "topk"}
+    assert all("--layer" in f for f in flags.values()), flags
+    assert {"--channel", "--unit"} <= flags["maximize"] and {"--channel", "--unit"} <= flags["dream"]
+    kinds = res.stdout.split("positional arguments:")[1].split("options:")[0]
+    for kind in flags:  # each kind has a one-line help (argparse may wrap it onto the next line)
+        assert re.search(rf"^ +{kind}\s+\w", kinds, re.M), kind
+    for kind in ("maximize", "dream"):
+        sub = cli("export", kind, "--help").stdout
+        assert "--layer" in sub and "--channel" in sub and "--unit" in sub

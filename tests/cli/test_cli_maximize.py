@@ -211,3 +211,65 @@ def test_export_maximize_reads_before_the_activation_unless_post_activation(tiny
     assert json.loads(Path(str(deep) + ".json").read_text())["settings"]["pre_activation"] is True
     both = cli(*base, "--pre-activation", "--post-activation", "--out", str(tmp_path / "x.npy"))
     assert both.returncode != 0 and len(both.stderr.strip().splitlines()) == 1
+
+
+def _settings(path: Path) -> dict:
+    return json.loads(Path(str(path) + ".json").read_text())["settings"]
+
+
+def test_export_maximize_layer_channel_unit_build_the_objective(tiny_cnn_path, tmp_path):
+    """--layer alone is the whole layer, --channel a channel of a conv layer, --unit a unit of a dense
+    layer, --position a neuron: the same run as the --objective expression, recorded in the sidecar."""
+    base = ["export", "maximize", "--model", str(tiny_cnn_path), "--steps", "4"]
+    cases = [
+        (["--layer", "conv2", "--channel", "1"], "conv2:1"),
+        (["--layer", "fc", "--unit", "3"], "fc:3"),
+        (["--layer", "conv2"], "conv2"),
+        (["--layer", "conv2", "--channel", "0", "--position", "2,3"], "conv2:0@2,3"),
+    ]
+    for i, (flags, objective) in enumerate(cases):
+        out = tmp_path / f"by_layer{i}.npy"
+        res = cli(*base, *flags, "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        side = _settings(out)
+        assert side["objective"] == objective, flags
+        assert " ".join(flags[:2]) in side["command"] and "--objective" not in side["command"]
+        assert f"{objective}: " in res.stdout
+    ref = tmp_path / "by_objective.npy"
+    assert cli(*base, "--objective", "conv2:1", "--out", str(ref)).returncode == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "by_layer0.npy"), np.load(ref))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--layer", "conv2", "--unit", "1"], "use --channel"),
+        (["--layer", "fc", "--channel", "1"], "use --unit"),
+        (["--layer", "conv2", "--channel", "1", "--unit", "2"], "not both"),
+        (["--layer", "conv2", "--channel", "one"], "use an index"),
+        (["--layer", "conv2", "--position", "1,2"], "--position needs"),
+        (["--objective", "conv2:0", "--channel", "1"], "need --layer"),
+        (["--layer", "conv2", "--objective", "conv2:0"], "not allowed with"),
+        (["--channel", "1"], "--layer --objective is required"),
+    ],
+)
+def test_export_maximize_layer_options_refuse_mixups_in_one_line(tiny_cnn_path, tmp_path, flags, message):
+    out = tmp_path / "x.png"
+    res = cli("export", "maximize", "--model", str(tiny_cnn_path), *flags, "--out", str(out))
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_export_dream_takes_layer_and_channel(tiny_cnn_path, tmp_path):
+    out = tmp_path / "dream.npy"
+    args = ["export", "dream", "--model", str(tiny_cnn_path), "--image", "builtin:shape_star"]
+    res = cli(*args, "--layer", "conv2", "--channel", "1", "--octaves", "1", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    side = _settings(out)
+    assert (
+        side["layers"] == "conv2:1"
+        and "--layer conv2" in side["command"]
+        and "--channel 1" in side["command"]
+    )
+    two = cli(*args, "--layer", "conv1", "conv2", "--channel", "1", "--out", str(tmp_path / "two.npy"))
+    assert two.returncode == 2 and "exactly one --layer" in two.stderr
