@@ -1,8 +1,10 @@
 """Attribution: class activation maps, saliency and their quality scores.
 
-cam(h, img, ...) -> CamResult (engine.attribution.cam), saliency(h, img, ...) -> (H, W)
-(engine.attribution.gradients), and the scores in engine.attribution.metrics. None of
-these modules imports TensorFlow at import time; they load it on first computation.
+cam(h, img, ...) -> CamResult (engine.attribution.cam; its methods are the registry
+CAM_METHODS in engine.attribution.methods), saliency(h, img, ...) -> (H, W)
+(engine.attribution.gradients), the Target they explain (engine.attribution.target), and
+the scores in engine.attribution.metrics. None of these modules imports TensorFlow at import
+time; they load it on first computation.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 # over the submodule of the same name as the package attribute.
 from engine.attribution.cam import METHODS, CamResult, cam, iter_cam
 from engine.attribution.gradients import SALIENCY_METHODS, iter_saliency, saliency
+from engine.attribution.methods import CAM_METHODS, CamMethod, register
 from engine.attribution.projection import MAPPINGS
+from engine.attribution.target import Target
 
 __all__ = [
     "cam",
@@ -22,4 +26,8 @@ __all__ = [
     "METHODS",
     "SALIENCY_METHODS",
     "MAPPINGS",
+    "CAM_METHODS",
+    "CamMethod",
+    "register",
+    "Target",
 ]

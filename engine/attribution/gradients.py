@@ -14,7 +14,8 @@ input scaling, so maps of different models compare.
   close to S(x) - S(black).
 - grad_x_input: gradient times (image - black), summed over channels. Signed.
 
-S is the target's pre-softmax logit, or with ``layer`` the mean of that layer's output
+S is the target's pre-softmax logit (engine.attribution.target; a Target with
+score="probability" takes its probability), or with ``layer`` the mean of that layer's output
 (of one channel when ``target`` is an int): "what input pixels drive this layer".
 Noisy copies and path points go through the model ``batch_size`` at a time, so memory
 stays bounded whatever samples/steps are asked for.
@@ -27,16 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.attribution.cam import (
-    ProgressFn,
-    Target,
-    _input_spec,
-    compiled,
-    drain,
-    score_graph,
-    target_index,
-)
+from engine.attribution.cam import ProgressFn, drain
+from engine.attribution.functions import compiled, input_spec
 from engine.attribution.projection import to_photo_grid
+from engine.attribution.target import Score, Target, TargetSpec
 from engine.errors import EngineError
 from engine.images import ImageSource, load_image, to_model_input
 from engine.scaling import to_model_range
@@ -60,26 +55,26 @@ def check_saliency_method(method: str) -> str:
     return key
 
 
-def _class_grad_fn(h: Any) -> Any:
-    """f(x (B,H,W,C), target (B,)) -> (dS/dx, S, target)."""
+def _class_grad_fn(h: Any, score: Score = "logit") -> Any:
+    """f(x (B,H,W,C), target (B,)) -> (dS/dx, S, target), S the target's score (logit or probability)."""
     import keras
     import tensorflow as tf
 
     def build() -> Any:
         model = keras.Model(h.flat_input, h.logits, name="convscope_logits")
-        binary = h.binary
+        goal = Target.of(h, score=score)
 
-        @tf.function(input_signature=[_input_spec(h), tf.TensorSpec((None,), tf.int32)])
+        @tf.function(input_signature=[input_spec(h), tf.TensorSpec((None,), tf.int32)])
         def fn(x: Any, target: Any) -> Any:
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 logits = model(x, training=False)
-                score, t = score_graph(logits, target, binary)
-            return tape.gradient(score, x, unconnected_gradients=tf.UnconnectedGradients.ZERO), score, t
+                s, t = goal.graph(logits, target)
+            return tape.gradient(s, x, unconnected_gradients=tf.UnconnectedGradients.ZERO), s, t
 
         return fn
 
-    return compiled(h, ("input_grad",), build)
+    return compiled(h, ("input_grad", score), build)
 
 
 def _layer_grad_fn(h: Any, path: str) -> Any:
@@ -89,7 +84,7 @@ def _layer_grad_fn(h: Any, path: str) -> Any:
     def build() -> Any:
         model = h.submodel([path])
 
-        @tf.function(input_signature=[_input_spec(h), tf.TensorSpec((None,), tf.int32)])
+        @tf.function(input_signature=[input_spec(h), tf.TensorSpec((None,), tf.int32)])
         def fn(x: Any, channel: Any) -> Any:
             with tf.GradientTape() as tape:
                 tape.watch(x)
@@ -118,7 +113,7 @@ def _scale(h: Any) -> tuple[np.ndarray, np.ndarray]:
 def iter_saliency(
     h: Any,
     img: ImageSource,
-    target: Target = None,
+    target: TargetSpec = None,
     method: str = "gradient",
     layer: str | None = None,
     *,
@@ -153,8 +148,9 @@ def iter_saliency(
             raise EngineError(f"channel {target!r} out of range for layer {path} ({n_channels} channels)")
         fn = _layer_grad_fn(h, path)
     else:
-        index = target_index(h, target)
-        fn = _class_grad_fn(h)
+        goal = Target.of(h, target)
+        index = goal.graph_index
+        fn = _class_grad_fn(h, goal.score)
         if index < 0:  # fix top-1 once so every noisy copy / path point explains the same class
             first = fn(x[None], np.array([index], np.int32))
             index = int(np.asarray(first[2])[0])
@@ -192,7 +188,7 @@ def iter_saliency(
 def saliency(
     h: Any,
     img: ImageSource,
-    target: Target = None,
+    target: TargetSpec = None,
     method: str = "gradient",
     layer: str | None = None,
     *,
@@ -206,7 +202,7 @@ def saliency(
     """A pixel saliency map (H, W) float32 on the photo's own grid.
 
     method: gradient | smoothgrad | integrated | grad_x_input. target: None (top-1), a class
-    index or name, "positive"/"negative" for a single sigmoid unit; with `layer`, a channel
+    index or name, "positive"/"negative" for a single sigmoid unit, a Target; with `layer`, a channel
     index of that layer (None: the whole layer). samples/noise: SmoothGrad; steps: Integrated
     Gradients; batch_size bounds memory. progress(done, total) is called between batches.
     """

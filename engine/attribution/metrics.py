@@ -228,7 +228,8 @@ def _curve(
 ) -> Iterator[tuple[int, int]]:
     import tensorflow as tf
 
-    from engine.attribution.cam import logits_fn, probabilities_from_logits, target_index
+    from engine.attribution.functions import logits_fn
+    from engine.attribution.target import Target
     from engine.images import fit_image, load_image
     from engine.scaling import to_model_range
 
@@ -252,8 +253,8 @@ def _curve(
     flat_start = start.reshape(n_pix, -1)
     flat_end = end.reshape(n_pix, -1)
     fn = logits_fn(h)
-    index = target_index(h, target)
-    probs_all: list[np.ndarray] = []
+    goal = Target.of(h, target)
+    logits_all: list[np.ndarray] = []
     batch_size = max(1, int(batch_size))
     yield 0, steps + 1
     for lo in range(0, steps + 1, batch_size):
@@ -263,12 +264,11 @@ def _curve(
             cur[order[:k]] = flat_end[order[:k]]
             batch.append(to_model_range(fit_image(cur.reshape(photo.shape), h.input_shape), h.scaling))
         logits = np.asarray(fn(tf.constant(np.stack(batch).astype(np.float32))))
-        probs_all.append(probabilities_from_logits(h, logits))
+        logits_all.append(logits)
         yield min(lo + batch_size, steps + 1), steps + 1
-    probs = np.concatenate(probs_all)
-    if index < 0:  # top-1 of the unmodified image
-        ref = probs[-1] if insertion else probs[0]
-        index = int(np.argmax(ref))
+    logits = np.concatenate(logits_all)
+    probs = goal.probabilities(logits)
+    index = goal.chosen(logits[-1] if insertion else logits[0])  # top-1: of the unmodified image
     scores = probs[:, index].astype(np.float64)
     fractions = counts / n_pix
     auc = float(np.sum((scores[1:] + scores[:-1]) * np.diff(fractions)) / 2.0)
