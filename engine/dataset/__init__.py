@@ -6,14 +6,19 @@
     result.class_stats("mean")   # per class mean / std of each channel
     result.separating("4", "9")  # channels that tell 4 from 9 best
 
-Sources, the running top-k and the scan driver live in sources.py and topk.py,
-class statistics in stats.py, the disk cache in cache.py, the "scan" jobs in
-jobs.py and `python main.py export topk` in cli.py. Importing this package does
-not import TensorFlow.
+Sources live in sources.py; the running top-k in running.py, ScanResult in result.py,
+the tf.data pipeline in pipeline.py and the scan driver (ScanRequest, scan) in
+scanner.py (topk.py re-exports them); the figures in figures.py, class statistics in
+stats.py, the disk cache in cache.py, the "scan" jobs in jobs.py and
+`python main.py export topk` in cli.py. Importing this package does not import TensorFlow.
 """
 
 from __future__ import annotations
 
+from engine.dataset.figures import render_units
+from engine.dataset.result import Hit, ScanResult
+from engine.dataset.running import RunningTopK, crop_box, extract_crop
+from engine.dataset.scanner import ScanRequest, scan, scan_iter
 from engine.dataset.sources import (
     ArraySource,
     DigitsSource,
@@ -31,16 +36,6 @@ from engine.dataset.stats import (
     class_grids,
     separating_channels,
     strongest_maps,
-)
-from engine.dataset.topk import (
-    Hit,
-    RunningTopK,
-    ScanResult,
-    crop_box,
-    extract_crop,
-    render_units,
-    scan,
-    scan_iter,
 )
 
 # the job kinds engine.dataset.jobs registers, so engine.jobs imports it on first use
@@ -65,6 +60,7 @@ __all__ = [
     "FolderSource",
     "Hit",
     "RunningTopK",
+    "ScanRequest",
     "ScanResult",
     "Separation",
     "ShapesSource",

@@ -1,13 +1,16 @@
-"""`python main.py export topk`: scan a dataset through a layer and write the unit grid figure.
+"""`python main.py export topk`: scan a dataset through a layer and write a Dataset page's figure.
 
     python main.py export topk --model builtin:digits --source builtin:digits \
         --layer Conv2D_2 --k 9 --out topk.png
+    ... --page classes --heatmap zscore --stat mean     # the Classes page's heatmap
+    ... --page images --first 0 --count 8                # the Images page: images beside their maps
 
-Each unit gets a tile of its top-k crops (the input under the receptive field of
-the cell where it peaked; whole images for a dense layer), titled with its index
-and top value. The scan uses the same disk cache as the GUI, so a repeated export
-is instant; the report lines say how many images were scanned, how fast, and
-which files were skipped.
+--page units (the default): each unit gets a tile of its top-k crops (the input under the
+receptive field of the cell where it peaked; whole images for a dense layer), titled with its
+index and top value. Every page is drawn by engine.dataset.figures, as in the GUI, and the
+GUI's export sidecar names this command (topk_command). The scan uses the same disk cache as
+the GUI, so a repeated export is instant; the report lines say how many images were scanned,
+how fast, and which files were skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,37 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli import CliError, _load, _model_args, _out_args, export_kind
+from engine.cli import CliError, _load, _model_args, _out_args, _quote, export_kind
+
+PAGES = ("units", "classes", "images")
+HEATMAPS = ("zscore", "raw")
+STATS = ("mean", "max")
+
+
+def topk_command(
+    model: str,
+    source: str,
+    layer: str,
+    k: int,
+    page: str = "units",
+    *,
+    cell: int | None = None,
+    heatmap: str = "zscore",
+    stat: str = "mean",
+    first: int = 0,
+    count: int = 8,
+    out: str = "FILE.png",
+) -> str:
+    """The `python main.py export topk ...` line that reproduces a Dataset page (for the GUI's sidecar)."""
+    parts = ["python", "main.py", "export", "topk", "--model", model, "--source", source, "--layer", layer]
+    parts += ["--k", str(k), "--page", page]
+    if page == "units" and cell is not None:
+        parts += ["--cell", str(cell)]
+    elif page == "classes":
+        parts += ["--heatmap", heatmap, "--stat", stat]
+    elif page == "images":
+        parts += ["--first", str(first), "--count", str(count)]
+    return " ".join(_quote(p) for p in [*parts, "--out", out])
 
 
 def parse_units(text: str | None, units: int) -> list[int] | None:
@@ -51,6 +84,17 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--layer", required=True, help="a conv or dense layer path")
     p.add_argument("--k", type=int, default=9, help="top images kept per unit (default 9)")
+    p.add_argument(
+        "--page", choices=PAGES, default="units", help="which Dataset page to draw (default units)"
+    )
+    p.add_argument(
+        "--heatmap", choices=HEATMAPS, default=None, help="classes page: z-score per unit or raw means"
+    )
+    p.add_argument(
+        "--stat", choices=STATS, default=None, help="classes page: spatial mean or max (default mean)"
+    )
+    p.add_argument("--first", type=int, default=None, help="images page: the first image id (default 0)")
+    p.add_argument("--count", type=int, default=None, help="images page: how many images (default 8)")
     p.add_argument("--units", help="which units to draw, e.g. 0-15,20 (default: all)")
     p.add_argument("--cols", type=int, default=None, help="units per row in the figure")
     p.add_argument("--cell", type=int, default=48, help="pixels per crop in the figure (default 48)")
@@ -61,9 +105,33 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
+def _page_figure(args: argparse.Namespace, h: Any, result: Any, units: list[int] | None) -> tuple[Any, dict]:
+    """The figure of args.page and the settings that page adds to the sidecar."""
+    from engine.dataset import figures
+
+    if args.page == "classes":
+        if not result.class_names:
+            raise CliError(
+                "this dataset has no labels: --page classes needs a folder with one sub-folder per class"
+            )
+        heatmap, stat = args.heatmap or "zscore", args.stat or "mean"
+        image, _ = figures.class_heatmap(result, heatmap, stat)
+        return image, {"heatmap": heatmap, "stat": stat}
+    if args.page == "images":
+        from engine.dataset.jobs import strongest_maps_of
+
+        first, count = args.first or 0, 8 if args.count is None else args.count
+        if first < 0 or count < 1:
+            raise CliError("--first must be at least 0 and --count at least 1")
+        ids = figures.page_image_ids(result, first, count)
+        return figures.maps_figure(strongest_maps_of(h, result, ids)), {"first": first, "count": count}
+    image = figures.render_units(result, units, cols=args.cols, cell=args.cell)
+    return image, {"units": units if units is not None else "all", "cols": args.cols, "cell": args.cell}
+
+
 @export_kind("topk", _topk_options)
 def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.dataset.topk import render_units, scan
+    from engine.dataset.scanner import scan
 
     if args.k < 1:
         raise CliError("--k must be at least 1")
@@ -76,17 +144,16 @@ def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
     shape = tuple(h.symbolic(path).shape[1:])
     units = parse_units(args.units, int(shape[-1] or 0)) if shape else None
     result = scan(h, args.source, path, args.k, batch_size=args.batch_size, cache=not args.no_cache)
-    image = render_units(result, units, cols=args.cols, cell=args.cell)
+    image, page_settings = _page_figure(args, h, result, units)
     settings = {
         "view": "topk",
+        "page": args.page,
         "model": h.spec,
         "scaling": h.scaling,
         "source": result.source,
         "layer": result.layer,
         "k": result.k,
-        "units": units if units is not None else "all",
-        "cols": args.cols,
-        "cell": args.cell,
+        **page_settings,
         "kind": result.kind,
         "receptive_field": {"size": result.rf[0], "stride": result.rf[1], "offset": result.rf[2]}
         if result.rf

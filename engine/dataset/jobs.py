@@ -41,7 +41,7 @@ def _model_for(params: Mapping[str, Any], result: Any = None) -> Any:
 
 
 def _result(params: Mapping[str, Any]) -> Any:
-    from engine.dataset.topk import ScanResult
+    from engine.dataset.result import ScanResult
 
     result = params.get("result")
     if isinstance(result, ScanResult):
@@ -53,26 +53,22 @@ def _result(params: Mapping[str, Any]) -> Any:
 
 @handler("scan")
 def _scan(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
-    from engine.dataset.topk import scan_iter
+    from engine.dataset.scanner import ScanRequest, run_scan
 
     if not params.get("source"):
         raise EngineError("choose a dataset source (a folder, builtin:digits or builtin:shapes)")
     if not params.get("layer"):
         raise EngineError("choose a layer to scan")
-    h = _model_for(params)
-    return (
-        yield from scan_iter(
-            h,
-            params["source"],
-            str(params["layer"]),
-            int(params.get("k", 9)),
-            batch_size=params.get("batch_size"),
-            cache=bool(params.get("cache", True)),
-            resume=bool(params.get("resume", True)),
-            token=token,
-            cache_only=bool(params.get("cache_only", False)),
-        )
+    request = ScanRequest(
+        params["source"],
+        str(params["layer"]),
+        int(params.get("k", 9)),
+        batch_size=params.get("batch_size"),
+        cache=bool(params.get("cache", True)),
+        resume=bool(params.get("resume", True)),
+        cache_only=bool(params.get("cache_only", False)),
     )
+    return (yield from run_scan(_model_for(params), request, token))
 
 
 @handler("scan_crops")
@@ -112,19 +108,29 @@ def _scan_compare(params: Mapping[str, Any], token: CancelToken) -> dict[str, An
     return {"separation": sep, "top": n, "examples": examples, "stats": stats}
 
 
-@handler("scan_maps")
-def _scan_maps(params: Mapping[str, Any], token: CancelToken) -> dict[str, Any]:
+def strongest_maps_of(
+    h: Any, result: Any, ids: list[int], token: CancelToken | None = None
+) -> dict[str, Any]:
+    """{"ids", "images", "maps": [StrongestMap]}: images of the scanned set, fitted, with their strongest map.
+
+    The Images page (the scan_maps job) and `export topk --page images` both use it.
+    """
     from engine.dataset.sources import fit_for_model
     from engine.dataset.stats import strongest_maps
 
-    result = _result(params)
-    h = _model_for(params, result)
     src = result.source_object()
-    ids = [int(i) for i in params.get("ids", ())]
     images = []
     for i in ids:
-        token.raise_if_cancelled()
-        img, _ = src.load(i)
+        if token is not None:
+            token.raise_if_cancelled()
+        img, _ = src.load(int(i))
         images.append(fit_for_model(img, result.input_shape))
     maps = strongest_maps(h, images, result.layer) if images else []
-    return {"ids": ids, "images": images, "maps": maps}
+    return {"ids": [int(i) for i in ids], "images": images, "maps": maps}
+
+
+@handler("scan_maps")
+def _scan_maps(params: Mapping[str, Any], token: CancelToken) -> dict[str, Any]:
+    result = _result(params)
+    h = _model_for(params, result)
+    return strongest_maps_of(h, result, [int(i) for i in params.get("ids", ())], token)

@@ -150,3 +150,90 @@ def test_export_topk_bad_input_is_one_line(
     assert code != 0
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def _run_command(command: str, out: Path, cache: Path) -> np.ndarray:
+    """Run a sidecar's `python main.py export ...` line (FILE.png -> out) as a real process."""
+    import shlex
+
+    argv = shlex.split(command.replace("FILE.png", str(out)))
+    assert argv[:2] == ["python", "main.py"]
+    res = cli(*argv[2:], cache=cache)
+    assert res.returncode == 0, res.stderr
+    return np.asarray(Image.open(out))[..., :3]
+
+
+def test_classes_page_command_reproduces_the_gui_figure(tiny_cnn_path, folder, tmp_path):
+    """The GUI's Classes page export names a command; run, it writes the same heatmap bit for bit."""
+    import engine
+    from engine.dataset import figures, scan
+    from engine.dataset.cli import topk_command
+
+    cache = tmp_path / "cache"
+    h = engine.load_model(tiny_cnn_path)
+    result = scan(h, str(folder), "conv2", k=3, cache=False)
+    for heatmap, stat in (("zscore", "mean"), ("raw", "max")):
+        shown, _ = figures.class_heatmap(result, heatmap, stat)  # what the GUI's Classes page shows
+        command = topk_command(
+            result.model, result.source, result.layer, result.k, "classes", heatmap=heatmap, stat=stat
+        )
+        assert f"--page classes --heatmap {heatmap} --stat {stat}" in command
+        out = tmp_path / f"classes-{heatmap}.png"
+        np.testing.assert_array_equal(_run_command(command, out, cache), shown)
+        sidecar = json.loads(out.with_name(out.name + ".json").read_text())
+        settings = sidecar["settings"]
+        assert settings["page"] == "classes" and settings["heatmap"] == heatmap and settings["stat"] == stat
+        assert "--page classes" in sidecar["command"]
+
+
+def test_images_page_and_unlabelled_classes(tiny_cnn_path, folder, tmp_path, capsys, monkeypatch):
+    import engine
+    from engine.dataset import figures, scan
+    from engine.dataset.jobs import strongest_maps_of
+
+    out = tmp_path / "images.png"
+    base = ["export", "topk", "--model", str(tiny_cnn_path), "--source", str(folder), "--layer", "conv2"]
+    code, _, err = run_cli(
+        capsys,
+        monkeypatch,
+        tmp_path / "cache",
+        *base,
+        "--page",
+        "images",
+        "--first",
+        "4",
+        "--count",
+        "5",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    h = engine.load_model(tiny_cnn_path)
+    result = scan(h, str(folder), "conv2", k=9, cache=False)
+    ids = figures.page_image_ids(result, 4, 5)
+    assert len(ids) == 5 or result.skipped  # the broken file is left out
+    expected = figures.maps_figure(strongest_maps_of(h, result, ids))
+    np.testing.assert_array_equal(np.asarray(Image.open(out))[..., :3], expected)
+    sidecar = json.loads(out.with_name(out.name + ".json").read_text())
+    assert "--page images" in sidecar["command"] and "--first 4" in sidecar["command"]
+
+    files = tmp_path / "list.txt"  # a file list has no labels: the classes page says so in one line
+    files.write_text("\n".join(str(p) for p in sorted((folder / "a").glob("*.png"))))
+    code, _, err = run_cli(
+        capsys,
+        monkeypatch,
+        tmp_path / "cache",
+        "export",
+        "topk",
+        "--model",
+        str(tiny_cnn_path),
+        "--source",
+        str(files),
+        "--layer",
+        "conv2",
+        "--page",
+        "classes",
+        "--out",
+        str(tmp_path / "c.png"),
+    )
+    assert code != 0 and err.count("\n") == 1 and "no labels" in err

@@ -54,13 +54,25 @@ def view(qtbot, assets, tmp_path, monkeypatch):
     client.shutdown()
 
 
+def _run_sidecar_command(command: str, out, monkeypatch) -> bytes:
+    """Run a sidecar's `python main.py export ...` line in this process; the RGB bytes it wrote."""
+    import shlex
+
+    from engine.cli import main
+
+    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")  # leave fd 2 alone inside the test process
+    argv = shlex.split(command.replace("FILE.png", str(out)))
+    assert argv[:2] == ["python", "main.py"] and main(argv[2:]) == 0
+    return np.ascontiguousarray(np.asarray(Image.open(out))[..., :3]).tobytes()
+
+
 def _scan(qtbot, v, timeout=60_000):
     v.run_scan()
     qtbot.waitUntil(lambda: v.result is not None and v.run_button.isEnabled(), timeout=timeout)
     qtbot.waitUntil(lambda: v.units_image() is not None, timeout=timeout)
 
 
-def test_scan_browse_units_classes_images_and_export(qtbot, view, dataset_folder):
+def test_scan_browse_units_classes_images_and_export(qtbot, view, dataset_folder, tmp_path, monkeypatch):
     from engine.dataset import render_units
 
     v = view
@@ -102,12 +114,21 @@ def test_scan_browse_units_classes_images_and_export(qtbot, view, dataset_folder
     qtbot.waitUntil(lambda: "compare" in v.figures, timeout=30_000)
     assert v.compare_result["separation"].a == "four"
 
+    # the Classes page's export names the command that writes the same figure, bit for bit
+    v.heat_mode.setCurrentIndex(v.heat_mode.findData("raw"))
+    image, meta = v.export_image()
+    assert meta["page"] == "classes" and meta["heatmap"] == "raw" and "--page classes" in meta["command"]
+    np.testing.assert_array_equal(image, v.figures["classes"])
+    assert _run_sidecar_command(meta["command"], tmp_path / "classes.png", monkeypatch) == image.tobytes()
+
     # images side by side with their strongest maps
     v.pages.setCurrentIndex(2)
     v.image_count.setValue(4)
     v.show_images()
     qtbot.waitUntil(lambda: "images" in v.figures, timeout=30_000)
     assert len(v.maps_result["maps"]) == 4
+    image, meta = v.export_image()
+    assert meta["page"] == "images" and "--page images --first 0 --count 4" in meta["command"]
 
     # export of the units page equals the CLI/engine figure
     v.pages.setCurrentIndex(0)

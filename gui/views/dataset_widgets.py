@@ -1,0 +1,221 @@
+"""The Dataset tab's widgets: the scan controls and its three pages, built onto the view.
+
+Each function creates one part's widgets as attributes of the DatasetView `v` (the view's
+methods and the tests reach them as v.units_pane, v.class_a, ...) and returns the part to lay
+out; gui/views/dataset.py connects the signals and holds the behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.widgets.fields import ClippedLabel
+from gui.widgets.image_pane import ImagePane
+
+SOURCES = ("builtin:digits", "builtin:shapes?n=1000&seed=1234")
+
+
+def build(v: Any) -> None:
+    """All of the tab's widgets: the controls in two rows above the Units, Classes and Images pages."""
+    bar = controls(v)
+    v.pages = QTabWidget()
+    v.pages.addTab(units_page(v), "Units")
+    v.pages.addTab(classes_page(v), "Classes")
+    v.pages.addTab(images_page(v), "Images")
+    layout = QVBoxLayout(v)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addLayout(bar)
+    layout.addWidget(v.info)
+    layout.addWidget(v.pages, 1)
+
+
+def controls(v: Any) -> QGridLayout:
+    """Source, layer, k and crop size, Run and Cancel, the progress bar and the info line."""
+    v.source_box = QComboBox()
+    v.source_box.setEditable(True)
+    v.source_box.addItems(SOURCES)
+    v.source_box.setMinimumWidth(160)
+    v.source_box.setToolTip(
+        "A folder (labels from sub-folder names), builtin:digits or builtin:shapes?n=N&seed=S"
+    )
+    v.folder_button = QPushButton("Folder…")
+    v.layer_box = QComboBox()
+    v.layer_box.setMinimumWidth(120)
+    v.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    v.layer_box.setMinimumContentsLength(12)
+    v.k_box = QSpinBox()
+    v.k_box.setRange(1, 64)
+    v.k_box.setValue(9)
+    v.k_box.setToolTip("Top images kept per unit")
+    v.cell_box = QSpinBox()
+    v.cell_box.setRange(12, 128)
+    v.cell_box.setValue(32)
+    v.cell_box.setToolTip("Pixels per crop in the unit grid")
+    v.run_button = QPushButton("Run scan")
+    v.run_button.setToolTip("Scan the source through the layer (F5, Run → Run)")
+    v.cancel_button = QPushButton("Cancel")
+    v.cancel_button.setEnabled(False)
+    v.progress_bar = QProgressBar()
+    v.progress_bar.setRange(0, 1)
+    v.progress_bar.setValue(0)
+    v.progress_bar.setTextVisible(True)
+    v.progress_bar.setMinimumWidth(120)
+    v.info = ClippedLabel("")
+    v.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    # two rows, so the Run button is in sight in a 1280 px window: what to scan, then how
+    bar = QGridLayout()
+    bar.setContentsMargins(4, 2, 4, 2)
+    bar.setHorizontalSpacing(6)
+    bar.setVerticalSpacing(2)
+    bar.addWidget(QLabel("Source"), 0, 0, Qt.AlignmentFlag.AlignRight)
+    bar.addWidget(v.source_box, 0, 1, 1, 4)
+    bar.addWidget(v.folder_button, 0, 5)
+    bar.addWidget(QLabel("Layer"), 0, 6, Qt.AlignmentFlag.AlignRight)
+    bar.addWidget(v.layer_box, 0, 7)
+    bar.addWidget(QLabel("k"), 1, 0, Qt.AlignmentFlag.AlignRight)
+    bar.addWidget(v.k_box, 1, 1)
+    bar.addWidget(QLabel("Crop px"), 1, 2, Qt.AlignmentFlag.AlignRight)
+    bar.addWidget(v.cell_box, 1, 3)
+    buttons = QHBoxLayout()
+    buttons.addWidget(v.run_button)
+    buttons.addWidget(v.cancel_button)
+    bar.addLayout(buttons, 1, 4, 1, 2)
+    bar.addWidget(v.progress_bar, 1, 6, 1, 2)
+    bar.setColumnStretch(4, 2)
+    bar.setColumnStretch(7, 2)
+    return bar
+
+
+def units_page(v: Any) -> QSplitter:
+    """The unit grid beside the clicked unit's top images and its maximization."""
+    v.units_pane = ImagePane()
+    v.units_pane.setToolTip("Click a unit to see its top images and its maximization")
+    v.detail_title = QLabel("Click a unit")
+    v.detail_title.setWordWrap(True)
+    v.detail_pane = ImagePane()
+    v.max_pane = ImagePane(pan_zoom=False)
+    v.max_pane.setToolTip("The unit's activation maximization")
+    v.max_button = QPushButton("Maximize this unit")
+    v.max_button.setEnabled(False)
+    v.open_max_button = QPushButton("Open in Maximize tab")
+    v.open_max_button.setEnabled(False)
+    v.max_label = QLabel("")
+    detail = QWidget()
+    dl = QVBoxLayout(detail)
+    dl.setContentsMargins(2, 2, 2, 2)
+    dl.addWidget(v.detail_title)
+    dl.addWidget(v.detail_pane, 3)
+    row = QHBoxLayout()
+    row.addWidget(v.max_button)
+    row.addWidget(v.open_max_button)
+    dl.addLayout(row)
+    dl.addWidget(v.max_pane, 2)
+    dl.addWidget(v.max_label)
+    v.units_split = QSplitter(Qt.Orientation.Horizontal)
+    v.units_split.addWidget(v.units_pane)
+    v.units_split.addWidget(detail)
+    v.units_split.setStretchFactor(0, 3)
+    v.units_split.setStretchFactor(1, 2)
+    return v.units_split
+
+
+def classes_page(v: Any) -> QWidget:
+    """The class heatmap (and per-class grids), the separating units table and the comparison."""
+    v.heat_mode = QComboBox()
+    v.heat_mode.addItem("z-score per unit", "zscore")
+    v.heat_mode.addItem("mean activation", "raw")
+    v.stat_box = QComboBox()
+    v.stat_box.addItem("spatial mean", "mean")
+    v.stat_box.addItem("spatial max", "max")
+    v.class_a = QComboBox()
+    v.class_b = QComboBox()
+    v.compare_button = QPushButton("Compare")
+    v.heat_pane = ImagePane()
+    v.heat_pane.setToolTip("Rows: classes; columns: units. Click a cell to open the unit")
+    v.heat_label = ClippedLabel("")
+    v.grids_pane = ImagePane()
+    v.sep_table = QTableWidget(0, 4)
+    v.sep_table.setHorizontalHeaderLabels(["unit", "d", "mean A", "mean B"])
+    v.sep_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    v.sep_table.verticalHeader().setVisible(False)
+    v.sep_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    v.compare_pane = ImagePane()
+    classes = QWidget()
+    cl = QVBoxLayout(classes)
+    cl.setContentsMargins(2, 2, 2, 2)
+    crow = QGridLayout()  # two rows: the heatmap's look, then the pair of classes to compare
+    crow.setHorizontalSpacing(6)
+    for i, (text, w) in enumerate(
+        (
+            ("Heatmap", v.heat_mode),
+            ("Statistic", v.stat_box),
+            ("Class A", v.class_a),
+            ("Class B", v.class_b),
+        )
+    ):
+        crow.addWidget(QLabel(text), i // 2, 2 * (i % 2), Qt.AlignmentFlag.AlignRight)
+        crow.addWidget(w, i // 2, 2 * (i % 2) + 1)
+    crow.addWidget(v.compare_button, 1, 4)
+    crow.setColumnStretch(5, 1)
+    cl.addLayout(crow)
+    v.classes_split = QSplitter(Qt.Orientation.Vertical)
+    top = QSplitter(Qt.Orientation.Horizontal)
+    heat_box = QWidget()
+    hl = QVBoxLayout(heat_box)
+    hl.setContentsMargins(0, 0, 0, 0)
+    hl.addWidget(v.heat_pane, 3)
+    hl.addWidget(v.heat_label)
+    hl.addWidget(v.grids_pane, 2)
+    top.addWidget(heat_box)
+    top.addWidget(v.sep_table)
+    top.setStretchFactor(0, 3)
+    top.setStretchFactor(1, 2)
+    top.setSizes([800, 360])
+    v.classes_split.addWidget(top)
+    v.classes_split.addWidget(v.compare_pane)
+    cl.addWidget(v.classes_split, 1)
+    return classes
+
+
+def images_page(v: Any) -> QWidget:
+    """Images of the set beside the map of their strongest channel."""
+    v.first_image = QSpinBox()
+    v.first_image.setRange(0, 0)
+    v.image_count = QSpinBox()
+    v.image_count.setRange(1, 32)
+    v.image_count.setValue(8)
+    v.show_images_button = QPushButton("Show")
+    v.images_pane = ImagePane()
+    images = QWidget()
+    il = QVBoxLayout(images)
+    il.setContentsMargins(2, 2, 2, 2)
+    irow = QHBoxLayout()
+    irow.addWidget(QLabel("From image #"))
+    irow.addWidget(v.first_image)
+    irow.addWidget(QLabel("count"))
+    irow.addWidget(v.image_count)
+    irow.addWidget(v.show_images_button)
+    irow.addStretch(1)
+    il.addLayout(irow)
+    hint = QLabel("Each image beside the map of the channel that fired most on it.")
+    hint.setWordWrap(True)
+    il.addWidget(hint)
+    il.addWidget(v.images_pane, 1)
+    return images
