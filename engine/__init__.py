@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "cam": "engine.attribution",
     "saliency": "engine.attribution",
     "CamResult": "engine.attribution",
+    "Target": "engine.attribution",
     "metrics": "engine.attribution.metrics",
     "maximize": "engine.maximize",
     "dream": "engine.maximize",

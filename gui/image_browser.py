@@ -28,6 +28,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QVBoxLayout, QWidget
 
+from engine.common import unit_to_uint8
 from engine.images import IMAGE_SUFFIXES, sample_images, sample_path
 from gui.engine_thread import lower_priority
 
@@ -61,7 +62,7 @@ def make_thumbnail(spec: str, size: int = THUMB) -> QImage:
         if img.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
             arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
             top = float(arr.max(initial=0)) or 1.0
-            img = Image.fromarray((np.clip(arr / top, 0, 1) * 255).astype(np.uint8))
+            img = Image.fromarray(unit_to_uint8(arr / top))
         if img.mode in ("RGBA", "LA", "PA", "P"):
             rgba = img.convert("RGBA")
             bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
+from engine.common import unit_to_uint8
 from engine.errors import EngineError, ImageLoadError
 from engine.images import IMAGE_SUFFIXES, array_to_image, load_image
 
@@ -324,7 +325,7 @@ def _split_data(data: Any) -> tuple[np.ndarray, np.ndarray]:
         images = images[..., 0]
     if images.dtype != np.uint8:
         arr = images.astype(np.float32)
-        images = np.clip(arr * (255.0 if arr.max(initial=0) <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+        images = unit_to_uint8(arr if arr.max(initial=0) <= 1.0 else arr / 255.0)
     return images, np.asarray(labels, np.int64).reshape(-1)
 
 

@@ -9,10 +9,14 @@ The package object itself is callable and forwards to :func:`maximize`, because
 order (importing ``engine.maximize.cli`` binds the package to ``engine.maximize``):
 ``engine.maximize(h, "conv3:5")`` works either way.
 
-Modules: objectives (string grammar -> per-sample loss), params (pixel / Fourier
+Objectives are composable objects: ``engine.maximize.channel("conv3", 5) - 0.1 *
+engine.maximize.layer("conv3")``; strings in the grammar parse into the same objects.
+
+Modules: objectives (objects, string grammar -> per-sample loss), objective_terms (one
+function per objective: channel, neuron, layer, class_logit, direction, diversity), params (pixel / Fourier
 parameterizations and starting images), transforms (jitter, rotate, scale, pad),
-regularizers, optimizers (normalized gradient, Adam, schedules), run (the maximize loop and
-its extras), deepdream (octaves, detail re-injection, tiled random-shift gradients), units
+regularizers, optimizers (normalized gradient, Adam, schedules), run (the maximize loop),
+extras (what a finished run reports besides its images), deepdream (octaves, detail re-injection, tiled random-shift gradients), units
 (``unit_activity``: per-unit mean/max activation on real images, dead units), jobs (engine
 job kinds "maximize", "dream" and "unit_activity") and cli (``main.py export maximize|dream``).
 """
@@ -28,21 +32,37 @@ from engine.maximize.common import Control, Step
 
 __all__ = [
     "Control",
+    "Expr",
     "Step",
     "UnitActivity",
     "analytic_maximizer",
+    "channel",
+    "class_logit",
+    "direction",
+    "diversity",
     "dream",
+    "layer",
     "maximize",
     "natural_images",
+    "neuron",
+    "parse",
     "parse_objective",
     "unit_activity",
 ]
 
 _LAZY = {
     "maximize": "engine.maximize.run",
-    "analytic_maximizer": "engine.maximize.run",
+    "analytic_maximizer": "engine.maximize.extras",
     "dream": "engine.maximize.deepdream",
     "parse_objective": "engine.maximize.objectives",
+    "parse": "engine.maximize.objectives",
+    "Expr": "engine.maximize.objectives",
+    "channel": "engine.maximize.objective_terms",
+    "neuron": "engine.maximize.objective_terms",
+    "layer": "engine.maximize.objective_terms",
+    "class_logit": "engine.maximize.objective_terms",
+    "direction": "engine.maximize.objective_terms",
+    "diversity": "engine.maximize.objective_terms",
     "unit_activity": "engine.maximize.units",
     "UnitActivity": "engine.maximize.units",
     "natural_images": "engine.maximize.units",

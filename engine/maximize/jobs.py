@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.common import unit_to_uint8
 from engine.errors import EngineError
 from engine.jobs import CancelToken, Frame, Progress, handler
 
@@ -77,7 +78,7 @@ class FrameRecorder:
         self._count += 1
         if not force and (self._count - 1) % self.stride:
             return
-        frame = np.clip(np.asarray(images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        frame = unit_to_uint8(images)
         if self.frames and self.frames[-1][0] == step:
             self.frames[-1] = (step, frame)
         else:

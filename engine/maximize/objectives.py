@@ -1,4 +1,11 @@
-"""Objectives after Lucid, written as strings, and the per-image loss they compile to.
+"""Objectives after Lucid/Lucent: composable objects, the string grammar that parses into them, and
+the per-image loss they compile to.
+
+An objective is an :class:`Expr`, a weighted sum of primitive :class:`Atom` s, built by the
+one-function constructors of engine.maximize.objective_terms (``channel``, ``neuron``,
+``layer``, ``class_logit``, ``direction``, ``diversity``) and combined with ``+``, ``-`` and
+``*`` / ``/`` by numbers: ``channel("conv3", 5) - 0.1 * layer("conv3")``. Strings parse into
+the same objects (``parse("conv3:5 - 0.1*conv3") == that``).
 
 Grammar (whitespace ignored)::
 
@@ -8,21 +15,25 @@ Grammar (whitespace ignored)::
                 | LAYER                                    the whole layer: mean of its squared output
                 | LAYER ":" channels                       a channel: mean of its map (a unit of a dense layer)
                 | LAYER ":" channels "@" row "," col       a neuron: one channel at one spatial position
+                | NAME "(" LAYER ")"                       a registered objective, e.g. "diversity(conv3)"
     channels   := index | index "," index ... | first ".." last (inclusive) | "*" (all channels)
 
 LAYER is a layer path such as ``conv3`` or ``vgg16/block5_conv3``. An atom naming several
 channels makes a *batch*: ``"conv3:*"`` optimizes one image per channel of conv3 in a single
 loop, ``"conv3:0..15 - 0.1*conv3"`` the same with a penalty on the whole layer for each. A
-list of expressions is a batch too (one image each). All atoms are linear in the layer outputs
-except the whole-layer mean square, so a batch compiles to a few einsums over (B, C) weight
-matrices: image b's loss only ever depends on image b.
+list of expressions (strings or objects) is a batch too (one image each). Atoms that are linear
+in the layer outputs (class, channel, neuron, dense unit, direction) and the whole-layer mean
+square compile to a few einsums over (B, C) weight matrices (:func:`plan`), so image b's loss
+only ever depends on image b and a batch runs as fast as one loop. Anything else is a
+:class:`Custom` atom: a TensorFlow function of one layer's batch of outputs, added as is
+(``diversity`` is one, and couples the images of a batch: "conv3:5,5,5,5 + 10*diversity(conv3)").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +43,7 @@ from engine.errors import EngineError
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.:/]))
+      | (?P<call>[A-Za-z_]\w*\(\s*[A-Za-z_][\w./]*\s*\))
       | (?P<atom>[A-Za-z_][\w./]*(?::(?:\*|[\w.,]+))?(?:@\s*\d+\s*,\s*\d+)?)
       | (?P<op>[-+*])
     )""",
@@ -40,18 +52,39 @@ _TOKEN = re.compile(
 
 
 @dataclass(frozen=True)
+class Custom:
+    """A non-linear objective on one layer: fn maps its outputs (B, ...) to one value per image (B,).
+
+    batchwise: the value of image b depends on the other images (as diversity's), so each image
+    gets its own start. fn should be a module-level function, so equal objectives share a loop.
+    """
+
+    name: str
+    fn: Callable[[Any], Any]
+    batchwise: bool = False
+
+
+@dataclass(frozen=True)
 class Atom:
-    """One objective term before it is resolved against a model.
+    """One primitive objective before it is resolved against a model.
 
     channels: None (whole layer), a tuple of ints, or "*" (all channels); for a class
-    atom the entries may also be class names.
+    atom the entries may also be class names. Several channels make a batch.
+    vector: weights on the layer's spatially averaged channels (a direction), or None.
+    custom: a non-linear objective of the layer, or None.
     """
 
     layer: str  # "class" for class scores
     channels: Any = None
     pos: tuple[int, int] | None = None
+    vector: tuple[float, ...] | None = None
+    custom: Custom | None = None
 
     def text(self, channel: Any = None) -> str:
+        if self.custom is not None:
+            return f"{self.custom.name}({self.layer})"
+        if self.vector is not None:
+            return f"direction({self.layer})"
         ch = self.channels if channel is None else channel
         if ch is None:
             out = self.layer
@@ -64,15 +97,81 @@ class Atom:
         return out
 
 
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise EngineError(f"an objective can only be scaled by a number, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A composable objective: the weighted sum of atoms one image (or one batch row) maximizes.
+
+    Build it with the constructors in engine.maximize.objective_terms or with parse(); combine
+    with +, - and * or / by a number. str() gives the text in the string grammar.
+    """
+
+    parts: tuple[tuple[float, Atom], ...]
+    source: str | None = field(default=None, compare=False)
+
+    def __add__(self, other: Any) -> Expr:
+        if isinstance(other, int | float) and other == 0:
+            return self  # so sum([...]) works
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return Expr(self.parts + other.parts)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Expr:
+        return self * -1.0
+
+    def __sub__(self, other: Any) -> Expr:
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return self + (-other)
+
+    def __mul__(self, factor: Any) -> Expr:
+        if isinstance(factor, Expr):
+            raise EngineError(f"cannot multiply two objectives ({self} * {factor}); scale by a number")
+        w = _number(factor)
+        return Expr(tuple((weight * w, atom) for weight, atom in self.parts))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, factor: Any) -> Expr:
+        return self * (1.0 / _number(factor))
+
+    def __str__(self) -> str:
+        if self.source is not None:
+            return self.source
+        return _describe_parts((w, a.text()) for w, a in self.parts)
+
+    @property
+    def uses_class(self) -> bool:
+        return any(a.layer == "class" for _, a in self.parts)
+
+
+_CALLS: dict[str, Callable[[str], Expr]] = {}
+
+
+def string_form(fn: Callable[[str], Expr]) -> Callable[[str], Expr]:
+    """Register a one-layer objective constructor so strings can write it as NAME(LAYER)."""
+    _CALLS[fn.__name__] = fn
+    return fn
+
+
 @dataclass(frozen=True)
 class Term:
     """A resolved atom with a weight: what one image of a batch optimizes (a sum of terms)."""
 
     weight: float
-    kind: str  # class | layer | channel | neuron | unit
+    kind: str  # class | layer | channel | neuron | unit | direction | custom
     layer: str  # layer path; "" for class terms
     index: int = -1  # channel, unit or class index
     pos: tuple[int, int] | None = None
+    vector: tuple[float, ...] | None = None  # direction: weights on the channel means
+    custom: Custom | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +194,11 @@ class Objective:
                 if t.kind != "class":
                     seen[t.layer] = None
         return tuple(seen)
+
+    @property
+    def coupled(self) -> bool:
+        """Whether an image's objective depends on the other images of the batch (diversity)."""
+        return any(t.custom is not None and t.custom.batchwise for terms in self.terms for t in terms)
 
     @property
     def uses_logits(self) -> bool:
@@ -170,8 +274,23 @@ def _atom(raw: str, text: str) -> Atom:
     return Atom(layer, channels, pos)
 
 
-def parse_expression(text: str) -> list[tuple[float, Atom]]:
-    """Parse one objective string into (weight, Atom) pairs (atoms may still name several channels)."""
+def _call(raw: str, text: str) -> Atom:
+    """The atom of a registered objective written as NAME(LAYER), e.g. diversity(conv3)."""
+    import engine.maximize.objective_terms  # noqa: F401 - registers the string forms
+
+    name, _, rest = raw.partition("(")
+    fn = _CALLS.get(name.strip())
+    if fn is None:
+        known = ", ".join(sorted(_CALLS)) or "none"
+        raise EngineError(f"objective {text!r}: no objective {name.strip()!r}(...); known: {known}")
+    parts = fn(rest.rstrip(")").strip()).parts
+    if len(parts) != 1 or parts[0][0] != 1.0:
+        raise EngineError(f"objective {text!r}: {name}(...) is not a single objective")
+    return parts[0][1]
+
+
+def parse(text: str) -> Expr:
+    """Parse one objective string into an Expr (its atoms may still name several channels)."""
     if not isinstance(text, str) or not text.strip():
         raise EngineError("empty objective; e.g. 'conv3:5', 'class:2' or 'dense1:7'")
     tokens = _tokens(text)
@@ -188,10 +307,10 @@ def parse_expression(text: str) -> list[tuple[float, Atom]]:
             kind, value = tokens[i]
             if kind == "num":
                 weight *= float(value)
-            elif kind == "atom":
+            elif kind in ("atom", "call"):
                 if atom is not None:
                     raise EngineError(f"objective {text!r}: two layers multiplied ({atom.text()} * {value})")
-                atom = _atom(value, text)
+                atom = _atom(value, text) if kind == "atom" else _call(value, text)
             else:
                 raise EngineError(f"objective {text!r}: unexpected {value!r}")
             i += 1
@@ -209,7 +328,20 @@ def parse_expression(text: str) -> list[tuple[float, Atom]]:
             if kind != "op" or value not in "+-":
                 raise EngineError(f"objective {text!r}: expected '+' or '-' before {value!r}")
             sign = 1.0
-    return terms
+    return Expr(tuple(terms), source=text)
+
+
+def parse_expression(text: str) -> list[tuple[float, Atom]]:
+    """Parse one objective string into (weight, Atom) pairs (atoms may still name several channels)."""
+    return list(parse(text).parts)
+
+
+def as_expressions(objective: Any) -> list[Expr]:
+    """An objective (a string, an Expr, or a non-empty list of them: a batch) as a list of Exprs."""
+    items = [objective] if isinstance(objective, str | Expr) else objective
+    if isinstance(items, Sequence) and items and all(isinstance(o, str | Expr) for o in items):
+        return [o if isinstance(o, Expr) else parse(o) for o in items]
+    raise EngineError(f"objective must be a string, an objective or a list of them, got {objective!r}")
 
 
 # ----- resolution against a model ----------------------------------------------------------------
@@ -252,6 +384,14 @@ def _term(weight: float, layer: str, channel: Any, atom: Atom, shapes: dict[str,
         return Term(weight, "class", "", int(channel))
     shape = shapes[layer]
     spatial = len(shape) == 3
+    if atom.custom is not None:
+        return Term(weight, "custom", layer, custom=atom.custom)
+    if atom.vector is not None:
+        if len(atom.vector) != int(shape[-1]):
+            raise EngineError(
+                f"objective {text!r}: the direction has {len(atom.vector)} entries; {layer} has {shape[-1]} channels"
+            )
+        return Term(weight, "direction", layer, vector=atom.vector)
     if channel is None:
         if atom.pos is not None:
             raise EngineError(
@@ -270,39 +410,33 @@ def _term(weight: float, layer: str, channel: Any, atom: Atom, shapes: dict[str,
     return Term(weight, "neuron", layer, int(channel), (int(y), int(x)))
 
 
-def layer_names(objective: str | Sequence[str]) -> list[str]:
+def layer_names(objective: Any) -> list[str]:
     """The layer names an objective mentions (before resolution), so the caller can build its graph."""
-    texts = [objective] if isinstance(objective, str) else list(objective)
     names: dict[str, None] = {}
-    for text in texts:
-        for _, atom in parse_expression(str(text)):
+    for expr in as_expressions(objective):
+        for _, atom in expr.parts:
             if atom.layer != "class":
                 names[atom.layer] = None
     return list(names)
 
 
-def parse_objective(
-    objective: str | Sequence[str], h: Any, shapes: dict[str, tuple] | None = None
-) -> Objective:
-    """Resolve an objective string (or a list of them) against model `h` into a batch.
+def parse_objective(objective: Any, h: Any, shapes: dict[str, tuple] | None = None) -> Objective:
+    """Resolve an objective (a string, an Expr, or a list of them) against model `h` into a batch.
 
     shapes maps resolved layer paths to their output shape without the batch axis;
     by default the shapes at the model's input size.
     """
-    texts_in = [objective] if isinstance(objective, str) else list(objective)
-    if not texts_in:
-        raise EngineError("empty objective list")
+    exprs = as_expressions(objective)
     if shapes is None:
         shapes = {}
-        for name in layer_names(texts_in):
+        for name in layer_names(exprs):
             path = h.resolve(name)
             shapes[path] = tuple(h.symbolic(path).shape[1:])
     texts: list[str] = []
     batch: list[tuple[Term, ...]] = []
-    for text in texts_in:
-        text = str(text)
-        parsed = parse_expression(text)
-        expanded = [(w, a, *_expand(a, shapes, h, text)) for w, a in parsed]
+    for expr in exprs:
+        text = str(expr)
+        expanded = [(w, a, *_expand(a, shapes, h, text)) for w, a in expr.parts]
         sizes = {len(chans) for *_, chans in expanded if len(chans) > 1}
         if len(sizes) > 1:
             raise EngineError(
@@ -315,27 +449,44 @@ def parse_objective(
                 ch = chans[i] if len(chans) > 1 else chans[0]
                 terms.append(_term(w, layer, ch, atom, shapes, text))
             batch.append(tuple(terms))
-            texts.append(_describe(terms) if n > 1 or len(texts_in) > 1 else text)
-    return Objective(tuple(texts), tuple(batch))
+            texts.append(_describe(terms) if n > 1 or len(exprs) > 1 else text)
+    obj = Objective(tuple(texts), tuple(batch))
+    if obj.coupled and obj.batch < 2:
+        raise EngineError(
+            f"objective {texts[0]!r} compares the images of a batch; give it several, "
+            "e.g. 'conv3:5,5,5,5 + 10*diversity(conv3)'"
+        )
+    return obj
+
+
+def _term_text(t: Term) -> str:
+    if t.kind == "class":
+        return f"class:{t.index}"
+    if t.kind == "layer":
+        return t.layer
+    if t.kind == "neuron":
+        assert t.pos is not None
+        return f"{t.layer}:{t.index}@{t.pos[0]},{t.pos[1]}"
+    if t.kind == "direction":
+        return f"direction({t.layer})"
+    if t.custom is not None:
+        return f"{t.custom.name}({t.layer})"
+    return f"{t.layer}:{t.index}"
+
+
+def _describe_parts(parts: Any) -> str:
+    """Text of (weight, atom text) pairs in the string grammar: "0.5*conv3:5 - class:2"."""
+    out = []
+    for w, atom in parts:
+        sign = "-" if w < 0 else "+"
+        mag = abs(w)
+        out.append(f"{sign} {'' if mag == 1 else f'{mag:g}*'}{atom}")
+    text = " ".join(out)
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
 def _describe(terms: Sequence[Term]) -> str:
-    parts = []
-    for t in terms:
-        if t.kind == "class":
-            atom = f"class:{t.index}"
-        elif t.kind == "layer":
-            atom = t.layer
-        elif t.kind == "neuron":
-            atom = f"{t.layer}:{t.index}@{t.pos[0]},{t.pos[1]}"
-        else:
-            atom = f"{t.layer}:{t.index}"
-        w = t.weight
-        sign = "-" if w < 0 else "+"
-        mag = abs(w)
-        parts.append(f"{sign} {'' if mag == 1 else f'{mag:g}*'}{atom}")
-    text = " ".join(parts)
-    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+    return _describe_parts((t.weight, _term_text(t)) for t in terms)
 
 
 # ----- compile to TensorFlow ------------------------------------------------------------------
@@ -349,6 +500,7 @@ class LossPlan:
     neuron: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> ((n, 4) [b, y, x, c] int32, (n,) weights)
     logits: np.ndarray | None  # (B, n_logits) weights on the logits
     targets: np.ndarray  # (B,) class index whose probability is reported, -1 if none
+    custom: dict[tuple[str, Custom], Any] = field(default_factory=dict)  # (layer, Custom) -> (B,) weights
 
 
 def plan(obj: Objective, shapes: dict[str, tuple], n_logits: int, binary: bool = False) -> LossPlan:
@@ -358,6 +510,7 @@ def plan(obj: Objective, shapes: dict[str, tuple], n_logits: int, binary: bool =
     unit: dict[str, np.ndarray] = {}
     layer: dict[str, np.ndarray] = {}
     neurons: dict[str, list[tuple[list[int], float]]] = {}
+    custom: dict[tuple[str, Custom], np.ndarray] = {}
     logits = np.zeros((b_total, max(n_logits, 1)), np.float32) if obj.uses_logits else None
     for b, terms in enumerate(obj.terms):
         for t in terms:
@@ -375,6 +528,15 @@ def plan(obj: Objective, shapes: dict[str, tuple], n_logits: int, binary: bool =
             elif t.kind == "unit":
                 c = int(shapes[t.layer][-1])
                 unit.setdefault(t.layer, np.zeros((b_total, c), np.float32))[b, t.index] += t.weight
+            elif t.kind == "direction":  # linear on the channel means (the units of a dense layer)
+                assert t.vector is not None
+                c = int(shapes[t.layer][-1])
+                into = channel if len(shapes[t.layer]) == 3 else unit
+                row = into.setdefault(t.layer, np.zeros((b_total, c), np.float32))
+                row[b] += t.weight * np.asarray(t.vector, np.float32)
+            elif t.kind == "custom":
+                assert t.custom is not None
+                custom.setdefault((t.layer, t.custom), np.zeros((b_total,), np.float32))[b] += t.weight
             else:
                 assert t.pos is not None
                 neurons.setdefault(t.layer, []).append(([b, t.pos[0], t.pos[1], t.index], t.weight))
@@ -385,7 +547,7 @@ def plan(obj: Objective, shapes: dict[str, tuple], n_logits: int, binary: bool =
     targets = np.array(
         [-1 if obj.target_class(b) is None else obj.target_class(b) for b in range(b_total)], np.int32
     )
-    return LossPlan(channel, unit, layer, neuron, logits, targets)
+    return LossPlan(channel, unit, layer, neuron, logits, targets, custom)
 
 
 def loss(p: LossPlan, outputs: dict[str, Any], logits: Any = None, batch: int | None = None) -> Any:
@@ -411,6 +573,8 @@ def loss(p: LossPlan, outputs: dict[str, Any], logits: Any = None, batch: int | 
         vals = tf.gather_nd(outputs[path], idx) * w
         n = batch if batch is not None else int(p.targets.shape[0])
         add(tf.math.unsorted_segment_sum(vals, idx[:, 0], n))
+    for (path, c), w in p.custom.items():
+        add(c.fn(outputs[path]) * w)
     if p.logits is not None and logits is not None:
         add(tf.reduce_sum(logits * p.logits, axis=-1))
     if total is None:
