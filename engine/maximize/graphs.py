@@ -30,6 +30,53 @@ def _has_activation(op: Any) -> bool:
     return getattr(op, "activation", None) is not None and activation_name(op) not in ("linear", "other")
 
 
+REDIRECT_SLOPE = 0.01  # gradient slope of a redirected ReLU below zero
+
+
+def redirected_relu(x: Any) -> Any:
+    """ReLU forward; backward the ReLU's gradient plus REDIRECT_SLOPE where the unit is off.
+
+    After Lucid's redirected ReLU: the values are the unit's true post-activation output, but a
+    unit that never fires on the start image still gets a small gradient towards firing, so its
+    maximization does not stall at zero (a plain ReLU's gradient there is exactly zero).
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def op(z: Any) -> Any:
+        def grad(dy: Any) -> Any:
+            return dy * tf.where(
+                z > 0, tf.ones_like(z), tf.fill(tf.shape(z), tf.cast(REDIRECT_SLOPE, z.dtype))
+            )
+
+        return tf.nn.relu(z), grad
+
+    return op(x)
+
+
+def _redirected_layer_class() -> Any:
+    import keras
+
+    class RedirectedReLU(keras.layers.Layer):
+        """A layer applying redirected_relu (a Lambda would be traced away in the functional graph)."""
+
+        def call(self, x: Any) -> Any:
+            return redirected_relu(x)
+
+    return RedirectedReLU
+
+
+def _redirected(h: Any, path: str) -> Any:
+    """The KerasTensor of `path` after a fused ReLU with a redirected gradient; else its plain output."""
+    from engine.graph import activation_name
+
+    tensor = h.symbolic(path)
+    op = tensor._keras_history.operation
+    if activation_name(op) != "relu":
+        return tensor
+    return _redirected_layer_class()(name=f"{op.name}_redirected")(pre_activation(h, path))
+
+
 def pre_activation(h: Any, path: str) -> Any:
     """The KerasTensor of `path` before its fused activation (Conv2D/Dense(activation=...)), else its output."""
     from engine.graph import PreActivation
@@ -115,16 +162,22 @@ def _cached(key: tuple, h: Any) -> Any:
     return entry[1]
 
 
-def tap_model(h: Any, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool = False) -> Any:
+def tap_model(
+    h: Any, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool | str = False
+) -> Any:
     """keras.Model from an input of `size` to the outputs of `paths` (and the logits last when asked).
 
-    pre: tap each layer before its fused activation (a dead ReLU unit still has a gradient there).
+    pre: True taps each layer before its fused activation (a dead ReLU unit still has a gradient
+    there); "redirected" taps it after a fused ReLU whose gradient is redirected (redirected_relu;
+    at the model's own input size only).
     """
     import keras
 
     native = tuple(size) == tuple(h.input_shape[:2])
     if native and not pre:
         return h.submodel(paths, logits=logits)
+    if pre == "redirected" and not native:  # a resized canvas keeps the plain taps
+        return tap_model(h, paths, logits, size, pre=False)
     if logits and not native:
         raise EngineError(
             f"a class objective needs the model's input size {h.input_shape[0]}x{h.input_shape[1]}; leave size unset"
@@ -133,7 +186,8 @@ def tap_model(h: Any, paths: tuple[str, ...], logits: bool, size: tuple[int, int
     if native:
         model = _cached(key, h)
         if model is None:
-            outputs = [pre_activation(h, p) for p in paths] + ([h.logits] if logits else [])
+            tap = _redirected if pre == "redirected" else pre_activation
+            outputs = [tap(h, p) for p in paths] + ([h.logits] if logits else [])
             model = keras.Model(h.flat_input, outputs, name="convscope_pre_taps")
             _remember(key, h, model)
         return model

@@ -117,7 +117,9 @@ def maximize(
     reads the unit after its ReLU; None (the default) chooses (see read_before_activation):
     before, except on a first-layer conv, where the unit before its activation is linear in the
     input, so its maximizer is a flat image given by the sign of the weights' sum (the analytic
-    maximizer shows that), while after its ReLU it grows a texture of the pattern it detects.
+    maximizer shows that), while after its ReLU it grows a texture of the pattern it detects;
+    there the ReLU's gradient is redirected (graphs.redirected_relu, after Lucid), so a unit
+    that does not fire on the start image still moves.
 
     Silent units: the gradient of each image's objective is checked on the first SILENT_STEPS
     steps; an image whose gradient is exactly zero on all of them is silent from this start
@@ -138,8 +140,10 @@ def maximize(
     channels = int(h.input_shape[2])
     uses_class = any(e.uses_class for e in exprs)
     paths = tuple(dict.fromkeys(h.resolve(n) for n in layer_names(exprs)))
+    redirect = pre_activation is None  # auto: a first-layer conv read after its ReLU, gradient redirected
     pre_activation = read_before_activation(h, paths, pre_activation)
-    taps = tap_model(h, paths, uses_class, (hh, ww), pre=pre_activation)
+    tap_mode: bool | str = True if pre_activation else ("redirected" if redirect else False)
+    taps = tap_model(h, paths, uses_class, (hh, ww), pre=tap_mode)
     shapes = output_shapes(taps, paths)
     obj = parse_objective(exprs, h, shapes)
     weights = plan(obj, shapes, int(getattr(h, "num_outputs", 0) or 0), bool(getattr(h, "binary", False)))
@@ -154,7 +158,7 @@ def maximize(
         taps,
         paths,
         uses_class,
-        bool(pre_activation),
+        tap_mode,
         obj.batch,
         (hh, ww, channels),
         param,
@@ -438,7 +442,7 @@ def _loop_for(
     taps: Any,
     paths: tuple[str, ...],
     uses_class: bool,
-    pre: bool,
+    pre: bool | str,
     batch: int,
     shape: tuple[int, int, int],
     param: str,

@@ -684,3 +684,16 @@ def test_the_unit_picked_first_fires_on_the_start_when_read_after_its_activation
     assert deep.start is None
     last = run(h, f"Conv2D_1:{picked.best}")[-1]
     assert last.info["silent"] == () and last.info["rose"] == (True,)
+
+
+def test_auto_redirects_the_relu_gradient_of_a_first_layer_unit_silent_on_the_start(monkeypatch):
+    """Digits Conv2D_1:2 never fires on the noise start (its plain post-ReLU run is silent); the default
+    read (after the ReLU, gradient redirected as in Lucid) still moves it, and reports true ReLU values."""
+    h = engine.load_model("builtin:digits")
+    plain = run(h, "Conv2D_1:2", pre_activation=False)[-1]
+    assert plain.info["silent"] == (0,)
+    monkeypatch.setenv("CONVSCOPE_MAX_STEPS", "200")  # the default run's length: it takes a while to fire
+    auto = run(h, "Conv2D_1:2", steps=200)[-1]
+    assert auto.info["silent"] == () and auto.info["settings"]["pre_activation"] is False
+    assert auto.info["objective"][0] > auto.info["start_objective"][0] == 0.0
+    assert min(auto.info["objective"]) >= 0.0  # the values are the unit's output after its ReLU
