@@ -34,7 +34,8 @@ REDIRECT_SLOPE = 0.01  # gradient slope of a redirected ReLU below zero
 
 
 def redirected_relu(x: Any) -> Any:
-    """ReLU forward; backward the ReLU's gradient plus REDIRECT_SLOPE where the unit is off.
+    """ReLU forward; backward the ReLU's gradient, and where the unit is off a small one
+    (REDIRECT_SLOPE times exp((z - max z) / std z) over the positions of each map).
 
     After Lucid's redirected ReLU: the values are the unit's true post-activation output, but a
     unit that never fires on the start image still gets a small gradient towards firing, so its
@@ -45,9 +46,13 @@ def redirected_relu(x: Any) -> Any:
     @tf.custom_gradient
     def op(z: Any) -> Any:
         def grad(dy: Any) -> Any:
-            return dy * tf.where(
-                z > 0, tf.ones_like(z), tf.fill(tf.shape(z), tf.cast(REDIRECT_SLOPE, z.dtype))
-            )
+            # where the unit is off, a small gradient that favours the positions closest to firing:
+            # a uniform one would push every position alike, towards a flat image that may never fire
+            axes = list(range(1, len(z.shape) - 1)) or [0]
+            top = tf.reduce_max(z, axis=axes, keepdims=True)
+            spread = tf.math.reduce_std(z, axis=axes, keepdims=True) + 1e-6
+            near = tf.exp((z - top) / spread)
+            return dy * tf.where(z > 0, tf.ones_like(z), tf.cast(REDIRECT_SLOPE, z.dtype) * near)
 
         return tf.nn.relu(z), grad
 

@@ -697,3 +697,6 @@ def test_auto_redirects_the_relu_gradient_of_a_first_layer_unit_silent_on_the_st
     assert auto.info["silent"] == () and auto.info["settings"]["pre_activation"] is False
     assert auto.info["objective"][0] > auto.info["start_objective"][0] == 0.0
     assert min(auto.info["objective"]) >= 0.0  # the values are the unit's output after its ReLU
+    # every first-layer unit of the shipped digits model rises in the default run (bench/first_try.py)
+    layer = run(h, "Conv2D_1:*", steps=200)[-1]
+    assert all(layer.info["rose"]) and layer.info["silent"] == ()
