@@ -178,12 +178,9 @@ def unit_activity(
     images, or a dataset source spec; each is fitted to the model's input. batch: images per
     forward pass. source: a description stored in the result (a spec string names itself).
     """
-    gen = iter_unit_activity(h, layer, images, batch, source)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from engine.common import drain
+
+    return drain(iter_unit_activity(h, layer, images, batch, source))
 
 
 def iter_unit_activity(
