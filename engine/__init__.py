@@ -15,6 +15,7 @@ from engine.errors import EngineError as EngineError
 from engine.errors import ImageLoadError as ImageLoadError
 from engine.errors import LayerNotFound as LayerNotFound
 from engine.errors import ModelLoadError as ModelLoadError
+from engine.errors import UnsafeModel as UnsafeModel
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -46,7 +47,9 @@ _LAZY: dict[str, str] = {
     "natural_images": "engine.maximize.units",
 }
 
-__all__ = sorted([*_LAZY, "EngineError", "ModelLoadError", "ImageLoadError", "LayerNotFound", "Cancelled"])
+__all__ = sorted(
+    [*_LAZY, "EngineError", "ModelLoadError", "UnsafeModel", "ImageLoadError", "LayerNotFound", "Cancelled"]
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,7 @@ The run state machine, as in pymmcore-plus' runner:
     submitted --run()--> running --(yields Progress / Frame)--> running
     running --generator ends-------> Finished(reason="done", result)
     running --token.cancel()-------> Finished(reason="cancelled", result=None)
-    running --exception------------> Failed(message, detail)
+    running --exception------------> Failed(message, detail, kind)
 
 run() never raises: whatever happens, the last event it yields is Finished or
 Failed, so the engine thread that drives it lives on. Handlers register with
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from engine.errors import Cancelled, EngineError
+from engine.errors import INTERNAL, OUT_OF_MEMORY, Cancelled, EngineError
 
 _ids = itertools.count(1)
 _ids_lock = threading.Lock()
@@ -82,8 +82,13 @@ class Finished(Event):
 
 @dataclass(frozen=True)
 class Failed(Event):
+    """A job ended with an error: a one-line message, the traceback in detail, and its kind
+    (an EngineError subclass's kind such as "unsafe_model", "not_an_image", "layer_not_found",
+    "diverged", or "out_of_memory" / "internal") for picking a remedy without reading the text."""
+
     message: str
     detail: str = ""
+    kind: str = "internal"
 
 
 class CancelToken:
@@ -189,11 +194,12 @@ def run(request: Request, token: CancelToken | None = None) -> Iterator[Event]:
     except Cancelled:
         yield Finished(job_id, "cancelled", None)
     except EngineError as exc:
-        yield Failed(job_id, str(exc), traceback.format_exc())
+        yield Failed(job_id, str(exc), traceback.format_exc(), exc.kind)
     except MemoryError:
-        yield Failed(job_id, "out of memory: try a smaller image, batch or layer", traceback.format_exc())
+        message = "out of memory: try a smaller image, batch or layer"
+        yield Failed(job_id, message, traceback.format_exc(), OUT_OF_MEMORY)
     except Exception as exc:  # noqa: BLE001 - the thread must live on
-        yield Failed(job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        yield Failed(job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(), INTERNAL)
 
 
 def run_sync(request: Request, token: CancelToken | None = None) -> Any:

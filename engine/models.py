@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from engine.common import SEP
-from engine.errors import EngineError, LayerNotFound, ModelLoadError
+from engine.errors import EngineError, LayerNotFound, ModelLoadError, UnsafeModel
 from engine.scaling import check_scaling, remember_scaling, remembered_scaling
 
 
@@ -327,7 +327,7 @@ def _check_safe(path: Path, config: Any) -> None:
     _scan_config(config, found)
     if found:
         what = ", ".join(sorted(found))
-        raise ModelLoadError(
+        raise UnsafeModel(
             f"{path.name} contains code that runs on load ({what}); refused in safe mode. "
             "Load it with trust=True (CLI --trust, GUI 'Trust this file') only if you trust its source"
         )
@@ -359,7 +359,7 @@ def _load_file(path: Path, trust: bool) -> Any:
     except Exception as exc:  # noqa: BLE001 - any Keras failure becomes one line
         text = _short(exc)
         if "safe_mode" in text or "Lambda" in text:
-            raise ModelLoadError(
+            raise UnsafeModel(
                 f"{path.name} contains code that runs on load; refused in safe mode (use trust=True / --trust)"
             ) from None
         if "Could not locate" in text or "Unknown layer" in text:

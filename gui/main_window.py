@@ -390,7 +390,7 @@ class MainWindow(QMainWindow):
                 view.invalidate()  # "loading …" becomes "no model"
         spec = self._loading_spec
         action = None
-        if spec and "safe mode" in event.message:
+        if spec and event.kind == "unsafe_model":
             action = ("Trust and load", lambda s=spec: self.open_model(s, trust=True))
         elif spec and spec.startswith("keras:") and "?" not in spec and "weights=none" in event.message:
             action = ("Use random weights", lambda s=spec: self.open_model(f"{s}?weights=none"))

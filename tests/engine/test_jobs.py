@@ -57,6 +57,7 @@ def test_errors_become_failed_and_runner_lives_on(tiny_cnn_path):
     )
     assert isinstance(failed[-1], Failed) and "no layer 'nope'" in failed[-1].message
     assert "Traceback" in failed[-1].detail
+    assert failed[-1].kind == "layer_not_found"
     unknown = list(run(Request("no_such_kind")))
     assert isinstance(unknown[-1], Failed) and "unknown job kind" in unknown[-1].message
     ok = run_sync(
@@ -75,6 +76,31 @@ def test_unexpected_exception_is_contained():
 
     events = list(run(Request("boom_test")))
     assert isinstance(events[-1], Failed) and events[-1].message == "ZeroDivisionError: divided by zero"
+    assert events[-1].kind == "internal"
+
+
+def test_failed_carries_the_kind_of_error(tmp_path):
+    """A program picks a remedy by Failed.kind, never by matching message text."""
+
+    from engine.errors import OptimizationDiverged
+
+    @jobs.handler("diverge_test")
+    def _diverge(params, token):
+        raise OptimizationDiverged("optimization diverged at step 3")
+
+    @jobs.handler("memory_test")
+    def _memory(params, token):
+        raise MemoryError
+
+    assert list(run(Request("diverge_test")))[-1].kind == "diverged"
+    assert list(run(Request("memory_test")))[-1].kind == "out_of_memory"
+    assert list(run(Request("no_such_kind")))[-1].kind == "invalid_request"
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"plain text, not a PNG")
+    failed = list(run(Request("predict", {"model": "builtin:digits", "image": str(bad)})))[-1]
+    assert isinstance(failed, Failed) and failed.kind == "not_an_image"
+    missing = list(run(Request("load_model", {"spec": str(tmp_path / "nothing.keras")})))[-1]
+    assert missing.kind == "model_load"
 
 
 def test_generator_handler_events_are_restamped():

@@ -74,8 +74,9 @@ def test_lambda_model_refused_in_safe_mode(tmp_path):
     out = keras.layers.Flatten()(out)
     path = tmp_path / "lam.keras"
     keras.Model(inp, keras.layers.Dense(2)(out)).save(path)
-    with pytest.raises(ModelLoadError, match="refused in safe mode"):
+    with pytest.raises(ModelLoadError, match="refused in safe mode") as refused:
         engine.load_model(path)
+    assert isinstance(refused.value, engine.UnsafeModel) and refused.value.kind == "unsafe_model"
     h = engine.load_model(path, trust=True)
     assert "double" in [i.path for i in h.all_layers()]
 

@@ -291,6 +291,27 @@ def test_corrupt_model_shows_an_error_and_the_window_keeps_working(qtbot, win, a
     qtbot.waitUntil(lambda: maps_ready(view, layer), timeout=10_000)
 
 
+def test_an_unsafe_model_offers_trust_by_the_failure_kind(qtbot, idle, win, tmp_path):
+    """Safe mode refuses a Lambda model; the window offers "Trust and load" because Failed.kind says
+    unsafe_model (not by reading the message), and the button loads it."""
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    out = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
+    out = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(out))
+    path = tmp_path / "lam.keras"
+    keras.Model(inp, out).save(path)
+    win.open_model(str(path))
+    qtbot.waitUntil(lambda: bool(win.message_bar.text()), timeout=30_000)
+    assert "safe mode" in win.message_bar.text()
+    assert (
+        win.message_bar.action_button.isVisible() and win.message_bar.action_button.text() == "Trust and load"
+    )
+    win.message_bar.action_button.click()
+    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(path), timeout=30_000)
+    idle(win)
+
+
 def test_failed_job_message_appears_in_the_window(qtbot, idle, win):
     win.client.submit(
         Request("feature_maps", {"image": win.state.image, "layers": ["nope"]}, owner="test_fail")
