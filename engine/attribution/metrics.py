@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.common import drain
 from engine.errors import EngineError
 
 __all__ = [
@@ -325,20 +326,7 @@ def deletion_auc(
     do); target None means the model's top-1 on the unmodified image; baseline is one of
     BASELINES (see baseline_image).
     """
-    from engine.attribution.cam import drain
-
-    gen = deletion_curve(
-        h,
-        img,
-        heatmap,
-        target,
-        steps=steps,
-        batch_size=batch_size,
-        baseline=baseline,
-        blur_sigma=blur_sigma,
-        seed=seed,
-    )
-    return drain(gen)
+    return drain(_curve(h, img, heatmap, target, steps, batch_size, False, baseline, blur_sigma, seed))
 
 
 def insertion_auc(
@@ -357,17 +345,4 @@ def insertion_auc(
 
     Higher is better; target None means the model's top-1 on the unmodified image.
     """
-    from engine.attribution.cam import drain
-
-    gen = insertion_curve(
-        h,
-        img,
-        heatmap,
-        target,
-        steps=steps,
-        batch_size=batch_size,
-        baseline=baseline,
-        blur_sigma=blur_sigma,
-        seed=seed,
-    )
-    return drain(gen)
+    return drain(_curve(h, img, heatmap, target, steps, batch_size, True, baseline, blur_sigma, seed))
