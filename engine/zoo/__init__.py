@@ -73,24 +73,63 @@ def get(name: str) -> BuiltinSpec:
     return spec
 
 
+Progress = Callable[[int, int, dict], None]  # progress(epochs done, epochs in all, logs)
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """One training run of a built-in model as :func:`train` resolved it, for the module's run_training().
+
+    out: the file to write; epochs: None for the model's default; progress: called after every
+    epoch; limit: how many training images (None: the model's default; small for quick tests).
+    """
+
+    out: Path
+    seed: int = 0
+    epochs: int | None = None
+    progress: Progress | None = None
+    limit: int | None = None
+
+
 def train(
     name: str,
     out: Path | None = None,
     seed: int = 0,
     epochs: int | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: Progress | None = None,
     **kwargs: Any,
 ) -> dict:
     """Retrain built-in model ``name`` from its shipped (or generated) data and save it.
 
     ``out`` defaults to the shipped file in resources/models. ``progress(epoch, epochs, logs)``
     is called after each epoch. Extra keyword arguments (such as ``limit``, the number of
-    training images) go to the model's own train(). Returns metrics including
-    ``holdout_accuracy`` and ``path``.
+    training images) go to the model's own training (see :class:`TrainRun`). Returns metrics
+    including ``holdout_accuracy`` and ``path``. Each model module's ``train`` is this function
+    with its name filled in.
     """
     spec = get(name)
     module = importlib.import_module(spec.module)
-    return module.train(out=out, seed=seed, epochs=epochs, progress=progress, **kwargs)
+    out = Path(out) if out is not None else spec.model_path
+    return module.run_training(TrainRun(out=out, seed=seed, epochs=epochs, progress=progress, **kwargs))
+
+
+def progress_callbacks(progress: Progress | None, total: int) -> list[Any]:
+    """Keras callbacks that call ``progress(epochs done, total, logs)`` after every epoch of every fit.
+
+    The count runs on across fit() calls; no callbacks without progress.
+    """
+    if progress is None:
+        return []
+    import keras
+
+    done = 0
+
+    def report(_epoch: int, logs: dict | None) -> None:
+        nonlocal done
+        done += 1
+        progress(done, total, dict(logs or {}))
+
+    return [keras.callbacks.LambdaCallback(on_epoch_end=report)]
 
 
 def save_clean(model: Any, build: Callable[[], Any], out: Path) -> Path:

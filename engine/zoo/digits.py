@@ -8,14 +8,16 @@ functions that build or train the model.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine import zoo
 from engine.errors import EngineError
+from engine.zoo import TrainRun
 
 CLASS_NAMES: tuple[str, ...] = tuple(str(i) for i in range(10))
 HOLDOUT_PER_CLASS = 100
@@ -88,26 +90,18 @@ def evaluate(model: Any) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == y))
 
 
-def train(
-    out: Path | None = None,
-    seed: int = 0,
-    epochs: int | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
-    limit: int | None = None,
-) -> dict:
-    """Train the digits net on the 4,000 non-holdout images (or ``limit`` of them) and save it to ``out``.
+def run_training(run: TrainRun) -> dict:
+    """Train the digits net on the 4,000 non-holdout images (or ``run.limit`` of them), save it to ``run.out``.
 
     Light augmentation (shifts up to 2 px, rotations up to ~12 degrees, 8% zoom) runs in the
-    tf.data pipeline, so the saved model holds only standard layers. ``progress(epoch, epochs,
+    tf.data pipeline, so the saved model holds only standard layers. ``run.progress(epoch, epochs,
     logs)`` is called after every epoch. Returns metrics with ``holdout_accuracy`` and ``path``.
     """
     import keras
     import tensorflow as tf
 
-    from engine import zoo
-
-    out = Path(out) if out is not None else zoo.get("digits").model_path
-    epochs = TRAIN_EPOCHS if epochs is None else int(epochs)
+    seed, limit = run.seed, run.limit
+    epochs = TRAIN_EPOCHS if run.epochs is None else int(run.epochs)
     (x, y), _ = split(*load_data())
     if limit is not None:  # a random subset (the source is sorted by digit)
         keep = np.random.default_rng(seed).permutation(len(x))[: int(limit)]
@@ -137,23 +131,21 @@ def train(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks = []
-    if progress is not None:
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda e, logs: progress(e + 1, epochs, dict(logs or {}))
-            )
-        )
+    callbacks = zoo.progress_callbacks(run.progress, epochs)
     t0 = time.perf_counter()
     history = model.fit(ds, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
     acc = evaluate(model)
-    zoo.save_clean(model, build_model, out)
+    zoo.save_clean(model, build_model, run.out)
     return {
         "holdout_accuracy": acc,
         "train_accuracy": float(history.history["accuracy"][-1]),
         "train_images": int(len(x)),
         "epochs": epochs,
         "seconds": seconds,
-        "path": str(out),
+        "path": str(run.out),
     }
+
+
+# train(out=None, seed=0, epochs=None, progress=None, limit=None) -> metrics: see run_training
+train = functools.partial(zoo.train, "digits")

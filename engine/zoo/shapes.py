@@ -20,9 +20,9 @@ written renderer, engine.zoo.shapes_independent, checks that the model generaliz
 generator (bench/shapes_generalization.py).
 
 The architecture is the classic small "cats vs dogs" teaching net, so its feature maps are big
-enough to look at (conv4 is 58x58). See train() for how it is trained in minutes on a CPU. Only
-numpy and Pillow are needed to generate data; TensorFlow is imported inside the functions that
-build or train the model.
+enough to look at (conv4 is 58x58). engine.zoo.shapes_training trains it in minutes on a CPU
+(train() here runs it). Only numpy and Pillow are needed to generate data; TensorFlow is imported
+inside the functions that build or train the model.
 """
 
 from __future__ import annotations
@@ -30,16 +30,15 @@ from __future__ import annotations
 import functools
 import io
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from engine.errors import EngineError
+from engine import zoo
+from engine.zoo import TrainRun
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SIZE = 128
@@ -48,16 +47,6 @@ MAX_SHAPE = 56
 EVAL_SEED_MIN = 1000  # seeds >= this are reserved for evaluation
 HOLDOUT_SEED = 1234
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-# training defaults for the shipped model (see train())
-SMALL_SIZE = 64  # phase 1 canvas
-SMALL_IMAGES = 15_000  # fresh images per phase-1 pass
-SMALL_REUSE = 5  # each shown this many times per pass, as random variants (_augment)
-TRAIN_EPOCHS = 10  # phase-1 passes
-RAMP_IMAGES = 36_000  # the curriculum reaches full difficulty after this many fresh images
-FULL_IMAGES = 12_000  # phase 2, at SIZE
-FULL_REUSE = 3
-BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -433,18 +422,29 @@ def iter_batches(
 # model
 
 
+def conv_stack(x: Any, **conv1: Any) -> Any:
+    """The convolutional stack of builtin:shapes on tensor x: conv1, conv2, pool1, conv3, conv4, pool2.
+
+    Returns pool2's output. Keyword arguments go to conv1 (the training twin's kernel constraint).
+    The tests build the same architecture with it.
+    """
+    from keras import layers
+
+    x = layers.Conv2D(16, 3, activation="relu", name="conv1", **conv1)(x)
+    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv4")(x)
+    return layers.MaxPooling2D(2, name="pool2")(x)
+
+
 def build_model() -> Any:
     """The classic small teaching convnet; input 128x128x3 in [0, 1], conv4 is 58x58."""
     import keras
     from keras import layers
 
     inputs = keras.Input((SIZE, SIZE, 3), name="input")
-    x = layers.Conv2D(16, 3, padding="valid", activation="relu", name="conv1")(inputs)
-    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv4")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = conv_stack(inputs, padding="valid")
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
     x = layers.Dense(10, activation="relu", name="dense1")(x)
@@ -460,201 +460,12 @@ def evaluate(model: Any, n: int = 1000, seed: int = HOLDOUT_SEED, batch: int = 2
     return float(np.mean(np.argmax(probs, axis=1) == data.labels))
 
 
-def _build_gap_model() -> Any:
-    """The training twin of build_model: same conv stack, any input size, global average pooling.
+def run_training(run: TrainRun) -> dict:
+    """Train the shapes net and save it: engine.zoo.shapes_training.run_training (imported on use)."""
+    from engine.zoo import shapes_training
 
-    Its dense1 reads the spatial mean of pool2, which build_model's flattened dense1 computes
-    exactly when its kernel repeats the same weights at every position divided by their number
-    (see _to_flat). Position-tied weights learn this task many times faster than 26,912 free ones.
-    """
-    import keras
-    from keras import layers
-
-    class ZeroMean(keras.constraints.Constraint):
-        """Each conv1 filter sums to zero over space in every colour channel."""
-
-        def __call__(self, w: Any) -> Any:
-            return w - keras.ops.mean(w, axis=(0, 1), keepdims=True)
-
-    inputs = keras.Input((None, None, 3), name="input")
-    x = layers.Conv2D(16, 3, activation="relu", name="conv1", kernel_constraint=ZeroMean())(inputs)
-    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv4")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = layers.GlobalAveragePooling2D(name="gap", dtype="float32")(x)  # float32 even under mixed precision
-    bias = keras.initializers.Constant(0.1)  # keeps the narrow relu layers alive at the start
-    x = layers.Dense(10, activation="relu", name="dense1", bias_initializer=bias)(x)
-    x = layers.Dense(10, activation="relu", name="dense2", bias_initializer=bias)(x)
-    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="out", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="shapes_gap")
+    return shapes_training.run_training(run)
 
 
-def _to_flat(gap_model: Any) -> Any:
-    """build_model() computing the same function as the trained ``gap_model``."""
-    flat = build_model()
-    for layer in flat.layers:
-        if layer.weights and layer.name != "dense1":
-            layer.set_weights(gap_model.get_layer(layer.name).get_weights())
-    kernel, bias = gap_model.get_layer("dense1").get_weights()  # (32, 10), (10,)
-    h, w, c = flat.get_layer("pool2").output.shape[1:]
-    tiled = np.tile(kernel[None, None], (h, w, 1, 1)).reshape(h * w * c, -1) / (h * w)
-    flat.get_layer("dense1").set_weights([tiled.astype(np.float32), bias])
-    return flat
-
-
-def _augment(x: Any, y: Any) -> tuple[Any, Any]:
-    """A random label-preserving variant of one uint8 image: mirrored, colour channels permuted, inverted.
-
-    The generator's distribution is symmetric under all three (colours are drawn uniformly from
-    the cube, upright shapes stay upright when mirrored), so a variant is as likely as a fresh image.
-    """
-    import tensorflow as tf
-
-    x = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.image.flip_left_right(x), lambda: x)
-    x = tf.gather(x, tf.random.shuffle(tf.range(3)), axis=-1)
-    x = tf.cond(tf.random.uniform(()) < 0.5, lambda: 255 - x, lambda: x)
-    return x, y
-
-
-def _dataset(n: int, seed: int, size: int, start: int = 0, difficulty: Any = 1.0, reuse: int = 1) -> Any:
-    """A tf.data pipeline streaming images ``start .. start+n`` of ``seed`` in [0, 1], batched.
-
-    Every image is generated once, while the previous batches train. With ``reuse`` > 1 each is
-    shown ``reuse`` times as random variants (_augment), spread apart by a shuffle buffer: generating
-    an image costs about twice a training step on it, so this trains on more images per second.
-    """
-    import tensorflow as tf
-
-    def gen() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for b in iter_batches(n, seed, BATCH, size=size, start=start, difficulty=difficulty):
-            yield b.images, b.labels
-
-    spec = (tf.TensorSpec((None, size, size, 3), tf.uint8), tf.TensorSpec((None,), tf.int64))
-    data = tf.data.Dataset.from_generator(gen, output_signature=spec)
-    if reuse > 1:
-        data = (
-            data.unbatch()
-            .flat_map(lambda x, y: tf.data.Dataset.from_tensors((x, y)).repeat(reuse))
-            .shuffle(BATCH * 64, seed=seed)
-            .map(_augment)
-            .batch(BATCH)
-        )
-    return (
-        data.apply(tf.data.experimental.assert_cardinality(-(-n * reuse // BATCH)))
-        .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
-        .prefetch(8)
-    )
-
-
-def train(
-    out: Path | None = None,
-    seed: int = 0,
-    epochs: int | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
-    limit: int | None = None,
-) -> dict:
-    """Train the shapes net on generated images of ``seed`` and save it to ``out``.
-
-    From scratch, the flattened 26,912-input dense1 sits at chance for thousands of steps, and
-    random colours slow learning further. So the net is trained in its position-tied form
-    (_build_gap_model, whose conv1 filters are kept zero-mean so a flat colour region gives the
-    same response whatever its colour), on a curriculum, then converted:
-
-    1. ``epochs`` passes (default TRAIN_EPOCHS), each over SMALL_IMAGES fresh images of 64x64 (the
-       same 20-56 px shapes on a smaller canvas, 4x cheaper per step), each shown SMALL_REUSE times
-       as random mirrored / channel-permuted / inverted variants (generating an image costs more
-       than a training step on it); the difficulty rises from white shapes on black to the full
-       task over the first RAMP_IMAGES images;
-    2. one pass over FULL_IMAGES fresh 128x128 images of full difficulty (FULL_REUSE variants
-       each), at a lower learning rate;
-    3. dense1's weights are repeated over pool2's 29x29 positions to fill build_model()'s kernel,
-       which then computes exactly what the trained net did.
-
-    Where the hardware computes bfloat16 natively (engine.precision) the training runs in mixed
-    bfloat16, several times faster than float32 on AMX CPUs; CONVSCOPE_PRECISION=float32 forces
-    float32. The saved model is float32 either way.
-
-    ``limit`` caps the images of each pass (for quick tests). ``progress(epoch, epochs + 1,
-    logs)`` is called after every pass. Returns the metrics, with ``holdout_accuracy`` on 1,000
-    images of seed 1234, the ``precision`` used and the saved ``path``.
-    """
-    import keras
-
-    from engine import zoo
-    from engine.precision import resolve_precision
-
-    if seed >= EVAL_SEED_MIN:
-        raise EngineError(
-            f"training seed {seed} is reserved for evaluation; use a seed below {EVAL_SEED_MIN}"
-        )
-    out = Path(out) if out is not None else zoo.get("shapes").model_path
-    epochs = TRAIN_EPOCHS if epochs is None else max(1, int(epochs))
-    n_small = SMALL_IMAGES if limit is None else int(limit)
-    n_full = FULL_IMAGES if limit is None else int(limit)
-    ramp = min(RAMP_IMAGES, n_small * epochs / 3)
-    keras.utils.set_random_seed(seed)
-    # mixed bfloat16 where the hardware computes it natively (AVX512_BF16/AMX, recent GPUs): several
-    # times faster here; the weights stay float32 and the shipped model is float32 either way
-    precision = resolve_precision(None)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
-    try:
-        model = _build_gap_model()
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    callbacks = []
-    if progress is not None:
-        done = [0]
-
-        def report(_epoch: int, logs: dict | None) -> None:
-            done[0] += 1
-            progress(done[0], epochs + 1, dict(logs or {}))
-
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=report))
-
-    def compile_(steps: int, lr: float) -> None:
-        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps, alpha=0.05)
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-
-    t0 = time.perf_counter()
-    # phase 1: each pass streams the next n_small images of the seed (the rng of image i is (seed, i));
-    # the optimizer and its learning-rate schedule carry on from pass to pass
-    fresh = -(-n_small // BATCH) * BATCH
-    compile_(fresh * SMALL_REUSE // BATCH * epochs, 2e-3)
-    for e in range(epochs):
-        data = _dataset(
-            fresh,
-            seed,
-            SMALL_SIZE,
-            start=e * fresh,
-            difficulty=lambda i: min(1.0, i / ramp),
-            reuse=SMALL_REUSE,
-        )
-        model.fit(data, epochs=1, callbacks=callbacks, verbose=0, shuffle=False)
-    # phase 2: full-size images from a disjoint range of the same seed
-    compile_(-(-n_full * FULL_REUSE // BATCH), 7e-4)
-    history = model.fit(
-        _dataset(n_full, seed, SIZE, start=10_000_000, reuse=FULL_REUSE),
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=False,
-    ).history
-    seconds = time.perf_counter() - t0
-    flat = _to_flat(model)
-    acc = evaluate(flat)
-    zoo.save_clean(flat, build_model, out)
-    return {
-        "holdout_accuracy": acc,
-        "train_accuracy": float(history["accuracy"][-1]),
-        "train_images": n_small * epochs + n_full,
-        "epochs": epochs + 1,
-        "seconds": seconds,
-        "precision": precision,
-        "path": str(out),
-    }
+# train(out=None, seed=0, epochs=None, progress=None, limit=None) -> metrics: see run_training
+train = functools.partial(zoo.train, "shapes")

@@ -15,18 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from engine.zoo.shapes import conv_stack
+
 layers = keras.layers
 
 
 def shapes_model() -> keras.Model:
     """The builtin:shapes architecture: two conv pairs with 2x2 max pooling, then a classifier."""
     inp = keras.Input((128, 128, 3), name="image")
-    x = layers.Conv2D(16, 3, activation="relu", name="conv1")(inp)
-    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv4")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = conv_stack(inp)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(32, activation="relu", name="dense1")(x)
     out = layers.Dense(4, activation="softmax", name="predictions")(x)
