@@ -233,16 +233,16 @@ def main() -> int:
         return 0
 
     rows: list[list[str]] = []
-    header = [
-        "case",
-        "images",
-        "batch",
-        "scan img/s",
-        "predict img/s",
-        "scan/predict",
-        "model RSS MiB",
-        "peak MiB",
-    ]
+
+    def add(case: str, run: dict[str, Any], scan: str, predict: str = "", ratio: str = "") -> None:
+        """One row of the table (printed at once): the case, its run's counts, and the rates."""
+        rss = "" if run["model_rss"] is None else _fmt(run["model_rss"])
+        rows.append(
+            [case, _fmt(run["images"]), str(run["batch"]), scan, predict, ratio, rss, _fmt(run["peak"])]
+        )
+        print(" | ".join(rows[-1]), flush=True)
+
+    header = "case|images|batch|scan img/s|predict img/s|scan/predict|model RSS MiB|peak MiB".split("|")
 
     from engine.zoo import MODELS_DIR
 
@@ -254,19 +254,8 @@ def main() -> int:
                 preds.append(_run("predict", "builtin:digits", "builtin:digits", layer, scans[-1]["batch"]))
             s = sorted(scans, key=lambda r: r["rate"])[len(scans) // 2]
             p = sorted(preds, key=lambda r: r["rate"])[len(preds) // 2]
-            rows.append(
-                [
-                    f"digits mnist_5k -> builtin:digits {layer}",
-                    _fmt(s["images"]),
-                    str(s["batch"]),
-                    _fmt(s["rate"]),
-                    _fmt(p["rate"]),
-                    f"{s['rate'] / p['rate']:.2f}",
-                    _fmt(s["model_rss"]),
-                    _fmt(s["peak"]),
-                ]
-            )
-            print(" | ".join(rows[-1]), flush=True)
+            ratio = f"{s['rate'] / p['rate']:.2f}"
+            add(f"digits mnist_5k -> builtin:digits {layer}", s, _fmt(s["rate"]), _fmt(p["rate"]), ratio)
     else:
         print("builtin:digits model missing: digits rows skipped", flush=True)
 
@@ -275,19 +264,8 @@ def main() -> int:
         full = make_jpeg_folder(work, opts.vgg_images)
         for native in (False, True):
             d = _run("decode", str(full), native)
-            rows.append(
-                [
-                    f"decode only, {'tf.io native' if native else 'PIL in tf.data'} (224 JPEG)",
-                    _fmt(d["images"]),
-                    "16",
-                    _fmt(d["rate"]),
-                    "",
-                    "",
-                    "",
-                    _fmt(d["peak"]),
-                ]
-            )
-            print(" | ".join(rows[-1]), flush=True)
+            how = "tf.io native" if native else "PIL in tf.data"
+            add(f"decode only, {how} (224 JPEG)", {**d, "batch": 16, "model_rss": None}, _fmt(d["rate"]))
         sizes = sorted({int(s) for s in opts.sizes.split(",") if s.strip()} | {opts.vgg_images})
         for n in sizes:
             if n > opts.vgg_images:
@@ -299,19 +277,7 @@ def main() -> int:
             if n == opts.vgg_images:
                 p = _run("predict", VGG, str(folder), VGG_LAYER, s["batch"])
                 pred, ratio = _fmt(p["rate"], 2), f"{s['rate'] / p['rate']:.2f}"
-            rows.append(
-                [
-                    f"VGG16 (weights=None) {VGG_LAYER}, folder of {n} JPEGs",
-                    _fmt(s["images"]),
-                    str(s["batch"]),
-                    _fmt(s["rate"], 2),
-                    pred,
-                    ratio,
-                    _fmt(s["model_rss"]),
-                    _fmt(s["peak"]),
-                ]
-            )
-            print(" | ".join(rows[-1]), flush=True)
+            add(f"VGG16 (weights=None) {VGG_LAYER}, folder of {n} JPEGs", s, _fmt(s["rate"], 2), pred, ratio)
 
     print()
     print("| " + " | ".join(header) + " |")

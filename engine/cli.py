@@ -145,6 +145,48 @@ def layer_objective(
     return text
 
 
+def unit_indices(text: str | None, units: int, flag: str = "--channel") -> list[int] | None:
+    """The indices a --channel/--unit value names (5, 0,3, 0..15; None for * or no value), each
+    checked against the layer's `units`. The value's form was checked by check_unit_args."""
+    if text is None or text.replace(" ", "") == "*":
+        return None
+    text = text.replace(" ", "")
+    if ".." in text:
+        lo, hi = (int(v) for v in text.split(".."))
+        out = list(range(lo, hi + 1))
+    else:
+        out = [int(v) for v in text.split(",")]
+    if not out:
+        raise CliError(f"{flag} {text}: the range is empty")
+    bad = [u for u in out if not 0 <= u < units]
+    if bad:
+        raise CliError(f"{flag} {bad[0]} is out of range; the layer has {units} (0-{units - 1})")
+    return out
+
+
+def selected_units(h: ModelHandle, args: argparse.Namespace) -> list[int] | None:
+    """The channels (--channel) or units (--unit) of --layer that the command line names; None: all.
+
+    Like layer_objective, --channel must name a spatial layer and --unit a dense one.
+    """
+    layer_objective(h, args.layer, args.channel, args.unit)
+    flag, text = ("--channel", args.channel) if args.channel is not None else ("--unit", args.unit)
+    return unit_indices(text, int(h.info(h.resolve(args.layer)).output_shape[-1]), flag)
+
+
+def one_unit(h: ModelHandle, args: argparse.Namespace, instead: str | None = None) -> int | None:
+    """The one channel (--channel) or unit (--unit) of --layer that the command line names; None: *.
+
+    instead: an option that names it another way (an old spelling); giving both is an error.
+    """
+    if instead is not None and getattr(args, instead.lstrip("-").replace("-", "_")) is not None:
+        raise CliError(f"with --layer, give --channel/--unit or {instead}, not both")
+    units = selected_units(h, args)
+    if units is not None and len(units) != 1:
+        raise CliError("give one --channel/--unit index, or * for the whole layer")
+    return None if units is None else units[0]
+
+
 def _load(args: argparse.Namespace) -> ModelHandle:
     """The model named by --model, --trust and --scaling."""
     from engine.models import load_model

@@ -32,6 +32,9 @@ EXPORT_FORMATS: frozenset[str] = frozenset({".png", ".tif", ".tiff", ".gif", ".n
 MAX_LIST_ELEMENTS = 4096  # larger arrays in settings are summarised in the sidecar, not listed
 
 Writer = Callable[[BinaryIO], None] | bytes
+PathArg = str | os.PathLike[str]
+Settings = Mapping[str, Any] | None  # the figure's settings, kept in the sidecar
+Written = tuple[Path, Path]  # (the file, its sidecar)
 
 
 def _version() -> str:
@@ -48,7 +51,7 @@ def _version() -> str:
 class ExportExists(EngineError):
     """The export target exists and overwrite was not requested."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: PathArg) -> None:
         self.path = Path(path)
         super().__init__(f"{self.path} exists; pass overwrite=True (CLI: --overwrite)")
 
@@ -144,7 +147,7 @@ def _commit(tmp: Path, path: Path, overwrite: bool) -> None:
         _unlink(tmp)
 
 
-def atomic_write(path: str | os.PathLike[str], write_fn: Writer, overwrite: bool = False) -> Path:
+def atomic_write(path: PathArg, write_fn: Writer, overwrite: bool = False) -> Path:
     """Write a file atomically: the bytes (or what write_fn(f) writes) appear all at once or not at all.
 
     Writes to a temp file in the same folder, fsyncs it and moves it into place. On any
@@ -161,7 +164,7 @@ def atomic_write(path: str | os.PathLike[str], write_fn: Writer, overwrite: bool
     return target
 
 
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
+def sidecar_path(path: PathArg) -> Path:
     """The JSON sidecar beside an export: "fig.png" -> "fig.png.json"."""
     p = Path(path)
     return p.with_name(p.name + ".json")
@@ -213,7 +216,7 @@ def _jsonable(value: Any, where: str = "settings") -> Any:
     raise EngineError(f"{where}: a {type(value).__name__} cannot be written to the sidecar")
 
 
-def _sidecar_bytes(path: Path, settings: Mapping[str, Any] | None) -> bytes:
+def _sidecar_bytes(path: Path, settings: Settings) -> bytes:
     settings = dict(settings or {})
     clean = _jsonable(settings)
     doc = {
@@ -226,9 +229,7 @@ def _sidecar_bytes(path: Path, settings: Mapping[str, Any] | None) -> bytes:
     return (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def _write_with_sidecar(
-    path: str | os.PathLike[str], data: Writer, settings: Mapping[str, Any] | None, overwrite: bool
-) -> tuple[Path, Path]:
+def _write_with_sidecar(path: PathArg, data: Writer, settings: Settings, overwrite: bool) -> Written:
     """Both files or neither: stage both, then commit the data file and the sidecar."""
     target = Path(path)
     side = sidecar_path(target)
@@ -258,7 +259,7 @@ def _write_with_sidecar(
     return target, side
 
 
-def _suffix(path: str | os.PathLike[str], allowed: Sequence[str] | frozenset[str], what: str) -> str:
+def _suffix(path: PathArg, allowed: Sequence[str] | frozenset[str], what: str) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in allowed:
         raise EngineError(
@@ -284,12 +285,7 @@ def _image_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
 # --------------------------------------------------------------------------- writers
 
 
-def write_image(
-    path: str | os.PathLike[str],
-    image: np.ndarray,
-    settings: Mapping[str, Any] | None,
-    overwrite: bool = False,
-) -> tuple[Path, Path]:
+def write_image(path: PathArg, image: np.ndarray, settings: Settings, overwrite: bool = False) -> Written:
     """Write a PNG or TIFF (by suffix) and its JSON sidecar; returns (image path, sidecar path).
 
     image: uint8 or float [0, 1], grey (H, W) / (H, W, 1), RGB or RGBA. The sidecar holds
@@ -309,13 +305,13 @@ def write_image(
 
 
 def write_gif(
-    path: str | os.PathLike[str],
+    path: PathArg,
     frames: Sequence[np.ndarray] | np.ndarray,
-    settings: Mapping[str, Any] | None,
+    settings: Settings,
     duration_ms: int = 80,
     loop: int = 0,
     overwrite: bool = False,
-) -> tuple[Path, Path]:
+) -> Written:
     """Write an animated GIF (e.g. the frames of a maximization run) and its sidecar.
 
     frames: uint8 RGB (or float [0, 1]) images of one size; loop=0 repeats forever.
@@ -348,12 +344,7 @@ def write_gif(
     return _write_with_sidecar(path, write, settings, overwrite)
 
 
-def write_npy(
-    path: str | os.PathLike[str],
-    array: np.ndarray,
-    settings: Mapping[str, Any] | None,
-    overwrite: bool = False,
-) -> tuple[Path, Path]:
+def write_npy(path: PathArg, array: np.ndarray, settings: Settings, overwrite: bool = False) -> Written:
     """Write the raw numbers (maps, heatmaps, weights) as .npy, without pickle, and its sidecar."""
     _suffix(path, {".npy"}, "an array")
     arr = np.asarray(array)
@@ -366,7 +357,7 @@ def write_npy(
     return _write_with_sidecar(path, write, settings, overwrite)
 
 
-def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_sidecar(path: PathArg) -> dict[str, Any]:
     """The sidecar dict of an export, given the exported file ("fig.png") or the sidecar itself."""
     p = Path(path)
     side = p if p.suffix.lower() == ".json" else sidecar_path(p)

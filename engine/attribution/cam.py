@@ -28,6 +28,7 @@ from engine.attribution.projection import DEFAULT_MAPPING, check_mapping, projec
 from engine.attribution.target import Target, TargetSpec, target_index, target_name
 from engine.errors import EngineError
 from engine.images import ImageSource, load_image, to_model_input
+from engine.models import ModelHandle
 from engine.precision import check_precision
 
 METHODS: tuple[str, ...] = tuple(CAM_METHODS)  # the built-in methods; CAM_METHODS has any added later
@@ -94,12 +95,12 @@ class CamResult:
 
 
 # ----------------------------------------------------------------------------- targets, layers
-def probabilities_from_logits(h: Any, logits: np.ndarray) -> np.ndarray:
+def probabilities_from_logits(h: ModelHandle, logits: np.ndarray) -> np.ndarray:
     """(B, num_classes) probabilities from (B, n) logits, following the model's final activation."""
     return Target.of(h).probabilities(logits)
 
 
-def _check_layer(h: Any, layer: str | None) -> str:
+def _check_layer(h: ModelHandle, layer: str | None) -> str:
     path = h.resolve(layer) if layer else h.default_cam_layer()
     shape = tuple(h.symbolic(path).shape[1:])
     if len(shape) != 3:
@@ -109,7 +110,7 @@ def _check_layer(h: Any, layer: str | None) -> str:
     return path
 
 
-def _layer_field(h: Any, path: str, mapping: str) -> Any:
+def _layer_field(h: ModelHandle, path: str, mapping: str) -> Any:
     from engine.receptive_field import receptive_field
 
     try:
@@ -122,7 +123,7 @@ def _layer_field(h: Any, path: str, mapping: str) -> Any:
 
 # ----------------------------------------------------------------------------- cam
 def iter_cam(
-    h: Any,
+    h: ModelHandle,
     img: ImageSource,
     target: TargetSpec = None,
     layer: str | None = None,
@@ -133,7 +134,20 @@ def iter_cam(
     batch_size: int = 32,
     precision: str = "auto",
 ) -> Iterator[tuple[int, int]]:
-    """cam() as a generator: yields (done, total) progress and returns the CamResult (for jobs)."""
+    """cam() as a generator: yields (done, total) progress and returns the CamResult (for jobs).
+
+    target: None (top-1), a class index or name, "positive"/"negative" for a single
+    sigmoid unit, or a Target (engine.attribution.target; Target(3, score="probability")
+    differentiates the probability instead of the logit). layer: a spatial layer path
+    (default: the last one with spatial extent, nested models included). method: a name
+    registered in CAM_METHODS (gradcam | gradcam++ | layercam | scorecam | eigencam) or an alias.
+    mapping: roi | gaussian | center | bilinear (see engine.attribution.projection; the default,
+    projection.DEFAULT_MAPPING, is the one bench/cam_quality.py scores best); sigma
+    sets the gaussian mapping's width in input pixels. batch_size: masked images per
+    Score-CAM forward pass. precision: the masked Score-CAM passes run in "float32" or
+    "bfloat16" ("auto": bf16 where the hardware computes it natively, about twice as fast;
+    see engine.precision); settings["precision"] records what ran.
+    """
     impl = CAM_METHODS[check_method(method)]()
     mapping = check_mapping(mapping)
     check_precision(precision)
@@ -189,36 +203,11 @@ def drain(gen: Iterator[Any], progress: ProgressFn | None = None) -> Any:
 
 
 def cam(
-    h: Any,
-    img: ImageSource,
-    target: TargetSpec = None,
-    layer: str | None = None,
-    method: str = "gradcam",
-    mapping: str = DEFAULT_MAPPING,
-    *,
-    sigma: float | None = None,
-    batch_size: int = 32,
-    precision: str = "auto",
-    progress: ProgressFn | None = None,
+    h: ModelHandle, img: ImageSource, *args: Any, progress: ProgressFn | None = None, **options: Any
 ) -> CamResult:
     """A class activation map of `img` for `target`, projected onto the photo's own pixel grid.
 
-    target: None (top-1), a class index or name, "positive"/"negative" for a single
-    sigmoid unit, or a Target (engine.attribution.target; Target(3, score="probability")
-    differentiates the probability instead of the logit). layer: a spatial layer path
-    (default: the last one with spatial extent, nested models included). method: a name
-    registered in CAM_METHODS (gradcam | gradcam++ | layercam | scorecam | eigencam) or an alias.
-    mapping: roi | gaussian | center | bilinear (see engine.attribution.projection; the default,
-    projection.DEFAULT_MAPPING, is the one bench/cam_quality.py scores best); sigma
-    sets the gaussian mapping's width in input pixels. batch_size: masked images per
-    Score-CAM forward pass. precision: the masked Score-CAM passes run in "float32" or
-    "bfloat16" ("auto": bf16 where the hardware computes it natively, about twice as fast;
-    see engine.precision); settings["precision"] records what ran. progress(done, total)
-    is called between Score-CAM batches (it may raise to cancel).
+    The arguments are iter_cam's (target, layer, method, mapping, sigma, batch_size, precision:
+    see there); progress(done, total) is called between Score-CAM batches (it may raise to cancel).
     """
-    return drain(
-        iter_cam(
-            h, img, target, layer, method, mapping, sigma=sigma, batch_size=batch_size, precision=precision
-        ),
-        progress,
-    )
+    return drain(iter_cam(h, img, *args, **options), progress)

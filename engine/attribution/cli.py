@@ -24,7 +24,16 @@ from engine.attribution.figures import (
 from engine.attribution.gradients import SALIENCY_METHODS
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
-from engine.cli import _load, _model_args, _out_args, export_kind
+from engine.cli import (
+    _load,
+    _model_args,
+    _out_args,
+    check_unit_args,
+    export_kind,
+    one_unit,
+    unit_args,
+)
+from engine.models import ModelHandle
 from engine.precision import PRECISIONS
 
 
@@ -169,11 +178,15 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
 def _saliency_options(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--image", required=True, help="image path or builtin:NAME")
-    p.add_argument("--target", help="class index or name (default: top-1); with --layer: a channel index")
+    p.add_argument(
+        "--target", help="class index or name (default: top-1); with --layer: the old spelling of --channel"
+    )
     p.add_argument("--method", choices=SALIENCY_METHODS, default="gradient")
     p.add_argument(
-        "--layer", help="explain this layer's output (mean, or one channel with --target) instead of a class"
+        "--layer",
+        help="explain this layer's output instead of a class: its mean, or one --channel / --unit (* = mean)",
     )
+    unit_args(p)
     p.add_argument("--samples", type=int, default=25, help="SmoothGrad samples")
     p.add_argument(
         "--noise", type=float, default=0.15, help="SmoothGrad noise, a fraction of the input range"
@@ -184,14 +197,23 @@ def _saliency_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
+def _saliency_target(h: ModelHandle, args: argparse.Namespace) -> Any:
+    """The class to explain, or with --layer the one channel (--channel) or unit (--unit) of it
+    (--target N stays as the old spelling); None: the top-1 class or the whole layer's mean."""
+    if args.channel is None and args.unit is None:
+        return _target_arg(args.target)
+    return one_unit(h, args, instead="--target")
+
+
 @export_kind("saliency", _saliency_options)
 def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
     from engine.attribution.gradients import saliency
     from engine.images import load_image
 
+    check_unit_args(args)
     h = _load(args)
     photo = load_image(args.image)
-    target = _target_arg(args.target)
+    target = _saliency_target(h, args)
     smap = saliency(
         h,
         photo,

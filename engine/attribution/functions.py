@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.attribution.target import Score, graph_score, head_of
+from engine.models import ModelHandle
 
 _FUNCTIONS: weakref.WeakKeyDictionary[Any, dict[tuple, Any]] = weakref.WeakKeyDictionary()
 
 
-def compiled(h: Any, key: tuple, build: Callable[[], Any]) -> Any:
+def compiled(h: ModelHandle, key: tuple, build: Callable[[], Any]) -> Any:
     """A function cached per model handle under `key` (built on first use)."""
     table = _FUNCTIONS.setdefault(h, {})
     fn = table.get(key)
@@ -24,14 +25,14 @@ def compiled(h: Any, key: tuple, build: Callable[[], Any]) -> Any:
     return fn
 
 
-def input_spec(h: Any) -> Any:
+def input_spec(h: ModelHandle) -> Any:
     """The TensorSpec of a batch of model inputs."""
     import tensorflow as tf
 
     return tf.TensorSpec((None, *h.input_shape), tf.float32)
 
 
-def grad_fn(h: Any, layer: str, score: Score = "logit") -> Any:
+def grad_fn(h: ModelHandle, layer: str, score: Score = "logit") -> Any:
     """f(x (B,H,W,C), target (B,)) -> (A, dS/dA, logits, target) for layer `layer`."""
     import tensorflow as tf
 
@@ -52,7 +53,7 @@ def grad_fn(h: Any, layer: str, score: Score = "logit") -> Any:
     return compiled(h, ("grad", layer, score), build)
 
 
-def forward_fn(h: Any, layer: str) -> Any:
+def forward_fn(h: ModelHandle, layer: str) -> Any:
     """f(x) -> (A, logits) for layer `layer`."""
     import tensorflow as tf
 
@@ -69,7 +70,7 @@ def forward_fn(h: Any, layer: str) -> Any:
     return compiled(h, ("forward", layer), build)
 
 
-def logits_fn(h: Any) -> Any:
+def logits_fn(h: ModelHandle) -> Any:
     """f(x (B,H,W,C)) -> logits (B, n), compiled."""
     import keras
     import tensorflow as tf
@@ -86,7 +87,7 @@ def logits_fn(h: Any) -> Any:
     return compiled(h, ("logits",), build)
 
 
-def masked_scores_fn(h: Any, precision: str = "float32") -> tuple[Any, str]:
+def masked_scores_fn(h: ModelHandle, precision: str = "float32") -> tuple[Any, str]:
     """(f, precision used): f(x (1,H,W,C), maps (K,h,w), py, px, base (C,)) -> float32 logits (K, n)
     of the image blended toward `base` by each map, projected (py, px) and scaled to [0, 1]."""
     import tensorflow as tf

@@ -34,6 +34,7 @@ from engine.attribution.projection import to_photo_grid
 from engine.attribution.target import Score, Target, TargetSpec
 from engine.errors import EngineError
 from engine.images import ImageSource, load_image, to_model_input
+from engine.models import ModelHandle
 from engine.scaling import to_model_range
 
 SALIENCY_METHODS: tuple[str, ...] = ("gradient", "smoothgrad", "integrated", "grad_x_input")
@@ -55,7 +56,7 @@ def check_saliency_method(method: str) -> str:
     return key
 
 
-def _class_grad_fn(h: Any, score: Score = "logit") -> Any:
+def _class_grad_fn(h: ModelHandle, score: Score = "logit") -> Any:
     """f(x (B,H,W,C), target (B,)) -> (dS/dx, S, target), S the target's score (logit or probability)."""
     import keras
     import tensorflow as tf
@@ -77,7 +78,7 @@ def _class_grad_fn(h: Any, score: Score = "logit") -> Any:
     return compiled(h, ("input_grad", score), build)
 
 
-def _layer_grad_fn(h: Any, path: str) -> Any:
+def _layer_grad_fn(h: ModelHandle, path: str) -> Any:
     """f(x, channel (B,)) -> (dS/dx, S, channel): S the mean of the layer output (channel -1: all)."""
     import tensorflow as tf
 
@@ -102,7 +103,7 @@ def _layer_grad_fn(h: Any, path: str) -> Any:
     return compiled(h, ("layer_grad", path), build)
 
 
-def _scale(h: Any) -> tuple[np.ndarray, np.ndarray]:
+def _scale(h: ModelHandle) -> tuple[np.ndarray, np.ndarray]:
     """(a, b): model input = a * image01 + b per model channel (a >= 0 here: no scaling flips sign)."""
     c = h.input_shape[2]
     lo = to_model_range(np.zeros((c,), np.float32), h.scaling)
@@ -111,7 +112,7 @@ def _scale(h: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def iter_saliency(
-    h: Any,
+    h: ModelHandle,
     img: ImageSource,
     target: TargetSpec = None,
     method: str = "gradient",
@@ -123,7 +124,13 @@ def iter_saliency(
     batch_size: int = 16,
     seed: int = 0,
 ) -> Iterator[tuple[int, int]]:
-    """saliency() as a generator: yields (done, total) per batch and returns the (H, W) map."""
+    """saliency() as a generator: yields (done, total) per batch and returns the (H, W) map.
+
+    method: gradient | smoothgrad | integrated | grad_x_input. target: None (top-1), a class
+    index or name, "positive"/"negative" for a single sigmoid unit, a Target; with `layer`, a channel
+    index of that layer (None: the whole layer). samples/noise: SmoothGrad; steps: Integrated
+    Gradients; batch_size bounds memory.
+    """
     method = check_saliency_method(method)
     photo = (
         load_image(img)
@@ -186,36 +193,11 @@ def iter_saliency(
 
 
 def saliency(
-    h: Any,
-    img: ImageSource,
-    target: TargetSpec = None,
-    method: str = "gradient",
-    layer: str | None = None,
-    *,
-    samples: int = 25,
-    noise: float = 0.15,
-    steps: int = 32,
-    batch_size: int = 16,
-    seed: int = 0,
-    progress: ProgressFn | None = None,
+    h: ModelHandle, img: ImageSource, *args: Any, progress: ProgressFn | None = None, **options: Any
 ) -> np.ndarray:
     """A pixel saliency map (H, W) float32 on the photo's own grid.
 
-    method: gradient | smoothgrad | integrated | grad_x_input. target: None (top-1), a class
-    index or name, "positive"/"negative" for a single sigmoid unit, a Target; with `layer`, a channel
-    index of that layer (None: the whole layer). samples/noise: SmoothGrad; steps: Integrated
-    Gradients; batch_size bounds memory. progress(done, total) is called between batches.
+    The arguments are iter_saliency's (target, method, layer, samples, noise, steps, batch_size,
+    seed: see there); progress(done, total) is called between batches.
     """
-    gen = iter_saliency(
-        h,
-        img,
-        target,
-        method,
-        layer,
-        samples=samples,
-        noise=noise,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-    )
-    return drain(gen, progress)
+    return drain(iter_saliency(h, img, *args, **options), progress)

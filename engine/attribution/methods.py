@@ -29,6 +29,7 @@ import numpy as np
 from engine.attribution.projection import identity_field, projection_matrices
 from engine.attribution.target import Target
 from engine.errors import EngineError
+from engine.models import ModelHandle
 from engine.scaling import to_model_range
 
 Progress = tuple[int, int]
@@ -40,7 +41,7 @@ class CamContext:
     `x` (1, H, W, C), the bound `target` and the class `chosen` for it, and the layer's
     receptive `field` with the mapping that projects cells onto pixels."""
 
-    h: Any
+    h: ModelHandle
     x: np.ndarray
     target: Target
     chosen: int

@@ -28,13 +28,14 @@ TensorFlow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.common import drain
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 __all__ = [
     "CurveScore",
@@ -216,7 +217,7 @@ def _order(m: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _curve(
-    h: Any,
+    h: ModelHandle,
     img: Any,
     heatmap: np.ndarray,
     target: Any,
@@ -276,73 +277,59 @@ def _curve(
     return CurveScore(auc, fractions.astype(np.float32), scores.astype(np.float32), baseline)
 
 
-def deletion_curve(
-    h: Any,
-    img: Any,
-    heatmap: np.ndarray,
-    target: Any = None,
-    *,
-    steps: int = 32,
-    batch_size: int = 33,
-    baseline: str = DEFAULT_BASELINE,
-    blur_sigma: float | None = None,
-    seed: int = 0,
-) -> Iterator[tuple[int, int]]:
-    """deletion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs)."""
-    return _curve(h, img, heatmap, target, steps, batch_size, False, baseline, blur_sigma, seed)
+def _curve_function(name: str, doc: str, *, insertion: bool, drained: bool) -> Callable[..., Any]:
+    """One of the four public curve functions: `_curve` with `insertion` fixed, run to its end
+    (drained: returns the CurveScore) or left as a generator of (done, total) (for jobs)."""
+
+    def curve(
+        h: ModelHandle,
+        img: Any,
+        heatmap: np.ndarray,
+        target: Any = None,
+        *,
+        steps: int = 32,
+        batch_size: int = 33,
+        baseline: str = DEFAULT_BASELINE,
+        blur_sigma: float | None = None,
+        seed: int = 0,
+    ) -> Any:
+        gen = _curve(h, img, heatmap, target, steps, batch_size, insertion, baseline, blur_sigma, seed)
+        return drain(gen) if drained else gen
+
+    curve.__name__ = curve.__qualname__ = name
+    curve.__doc__ = doc
+    return curve
 
 
-def insertion_curve(
-    h: Any,
-    img: Any,
-    heatmap: np.ndarray,
-    target: Any = None,
-    *,
-    steps: int = 32,
-    batch_size: int = 33,
-    baseline: str = DEFAULT_BASELINE,
-    blur_sigma: float | None = None,
-    seed: int = 0,
-) -> Iterator[tuple[int, int]]:
-    """insertion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs)."""
-    return _curve(h, img, heatmap, target, steps, batch_size, True, baseline, blur_sigma, seed)
-
-
-def deletion_auc(
-    h: Any,
-    img: Any,
-    heatmap: np.ndarray,
-    target: Any = None,
-    *,
-    steps: int = 32,
-    batch_size: int = 33,
-    baseline: str = DEFAULT_BASELINE,
-    blur_sigma: float | None = None,
-    seed: int = 0,
-) -> CurveScore:
+deletion_curve: Callable[..., Iterator[tuple[int, int]]] = _curve_function(
+    "deletion_curve",
+    "deletion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs).",
+    insertion=False,
+    drained=False,
+)
+insertion_curve: Callable[..., Iterator[tuple[int, int]]] = _curve_function(
+    "insertion_curve",
+    "insertion_auc as a generator: yields (done, total) and returns the CurveScore (for jobs).",
+    insertion=True,
+    drained=False,
+)
+deletion_auc: Callable[..., CurveScore] = _curve_function(
+    "deletion_auc",
     """Deletion score: pixels replaced by the baseline in map order; area under the target's probability.
 
     Lower is better. heatmap lies on img's own grid (as CamResult.heatmap and saliency maps
     do); target None means the model's top-1 on the unmodified image; baseline is one of
     BASELINES (see baseline_image).
-    """
-    return drain(_curve(h, img, heatmap, target, steps, batch_size, False, baseline, blur_sigma, seed))
-
-
-def insertion_auc(
-    h: Any,
-    img: Any,
-    heatmap: np.ndarray,
-    target: Any = None,
-    *,
-    steps: int = 32,
-    batch_size: int = 33,
-    baseline: str = DEFAULT_BASELINE,
-    blur_sigma: float | None = None,
-    seed: int = 0,
-) -> CurveScore:
+    """,
+    insertion=False,
+    drained=True,
+)
+insertion_auc: Callable[..., CurveScore] = _curve_function(
+    "insertion_auc",
     """Insertion score: pixels restored in map order into the baseline image (default: a strong blur).
 
     Higher is better; target None means the model's top-1 on the unmodified image.
-    """
-    return drain(_curve(h, img, heatmap, target, steps, batch_size, True, baseline, blur_sigma, seed))
+    """,
+    insertion=True,
+    drained=True,
+)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 Head = Literal["softmax", "sigmoid", "binary"]
 Score = Literal["logit", "probability"]
@@ -29,7 +30,7 @@ SCORES: tuple[str, ...] = ("logit", "probability")
 _TOP1_WORDS = ("top", "top1", "top-1", "auto")
 
 
-def head_of(h: Any) -> Head:
+def head_of(h: ModelHandle) -> Head:
     """The head kind of a model handle: "binary" for a single sigmoid unit."""
     if h.binary:
         return "binary"
@@ -53,7 +54,7 @@ class Target:
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def of(cls, h: Any, spec: TargetSpec = None, score: Score | None = None) -> Target:
+    def of(cls, h: ModelHandle, spec: TargetSpec = None, score: Score | None = None) -> Target:
         """A Target bound to model `h` from None (top-1), an index, a class name, "positive" /
         "negative" (single sigmoid unit) or a Target; checks the index against the model."""
         head = head_of(h)
@@ -139,7 +140,7 @@ def graph_score(logits: Any, target: Any, head: Head, score: Score = "logit") ->
 TargetSpec = int | str | Target | None
 
 
-def _check_index(h: Any, index: Any) -> int:
+def _check_index(h: ModelHandle, index: Any) -> int:
     n = h.num_classes
     if isinstance(index, bool) or not isinstance(index, int | np.integer):
         raise EngineError(f"target must be a class index, a class name or None, not {type(index).__name__}")
@@ -148,7 +149,7 @@ def _check_index(h: Any, index: Any) -> int:
     return int(index)
 
 
-def _parse(h: Any, target: Any) -> int:
+def _parse(h: ModelHandle, target: Any) -> int:
     """A class index for an int, a class name or "positive"/"negative"; -1 for None (top-1)."""
     if target is None:
         return -1
@@ -175,12 +176,12 @@ def _parse(h: Any, target: Any) -> int:
     raise EngineError(f"unknown target {target!r}{hint}")
 
 
-def target_index(h: Any, target: TargetSpec) -> int:
+def target_index(h: ModelHandle, target: TargetSpec) -> int:
     """A class index for `target` (int, class name, "positive"/"negative", Target); -1 for top-1."""
     return Target.of(h, target).graph_index
 
 
-def target_name(h: Any, index: int) -> str | None:
+def target_name(h: ModelHandle, index: int) -> str | None:
     """The class name of `index`, None when the model has no names for it."""
     names = h.class_names
     return str(names[index]) if names and 0 <= index < len(names) else None

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.models import ModelHandle
+
 FORMAT_VERSION = 1
 
 __all__ = ["cache_dir", "clear", "model_identity", "read_npz", "scan_key", "scans_dir", "write_npz"]
@@ -51,7 +53,7 @@ def _file_stat(path: Path) -> list[Any]:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def model_file(h: Any) -> Path | None:
+def model_file(h: ModelHandle) -> Path | None:
     """The file a handle was loaded from, or None (keras: applications, in-memory models)."""
     spec = str(getattr(h, "spec", ""))
     if spec.startswith("builtin:"):
@@ -77,7 +79,7 @@ def weights_digest(variables: list[Any]) -> str:
     return digest.hexdigest()[:32]
 
 
-def model_identity(h: Any, layer: str | None = None) -> dict[str, Any]:
+def model_identity(h: ModelHandle, layer: str | None = None) -> dict[str, Any]:
     """What identifies a model's activations: spec, scaling, input shape and its file (or weights)."""
     ident: dict[str, Any] = {
         "spec": str(h.spec),
@@ -94,7 +96,9 @@ def model_identity(h: Any, layer: str | None = None) -> dict[str, Any]:
     return ident
 
 
-def scan_key(h: Any, layer: str, k: int, source_identity: str, extra: Mapping[str, Any] | None = None) -> str:
+def scan_key(
+    h: ModelHandle, layer: str, k: int, source_identity: str, extra: Mapping[str, Any] | None = None
+) -> str:
     """The cache key of a scan of `layer` of model `h` over a dataset of the given identity."""
     payload = {
         "v": FORMAT_VERSION,

@@ -18,7 +18,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli import CliError, _load, _model_args, _out_args, _quote, export_kind
+from engine.cli import (
+    CliError,
+    _load,
+    _model_args,
+    _out_args,
+    _quote,
+    check_unit_args,
+    export_kind,
+    selected_units,
+    unit_args,
+)
 
 PAGES = ("units", "classes", "images")
 HEATMAPS = ("zscore", "raw")
@@ -83,6 +93,7 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
         "or builtin:shapes[?n=N&seed=S]",
     )
     p.add_argument("--layer", required=True, help="a conv or dense layer path")
+    unit_args(p)
     p.add_argument("--k", type=int, default=9, help="top images kept per unit (default 9)")
     p.add_argument(
         "--page", choices=PAGES, default="units", help="which Dataset page to draw (default units)"
@@ -95,7 +106,9 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--first", type=int, default=None, help="images page: the first image id (default 0)")
     p.add_argument("--count", type=int, default=None, help="images page: how many images (default 8)")
-    p.add_argument("--units", help="which units to draw, e.g. 0-15,20 (default: all)")
+    p.add_argument(
+        "--units", help="the old spelling of --channel/--unit: which to draw, e.g. 0-15,20 (default: all)"
+    )
     p.add_argument("--cols", type=int, default=None, help="units per row in the figure")
     p.add_argument("--cell", type=int, default=48, help="pixels per crop in the figure (default 48)")
     p.add_argument(
@@ -139,10 +152,16 @@ def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("--cell must be at least 4")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
+    check_unit_args(args)
+    if args.units and (args.channel is not None or args.unit is not None):
+        raise CliError("give --channel/--unit or --units, not both")
     h = _load(args)
     path = h.resolve(args.layer)
     shape = tuple(h.symbolic(path).shape[1:])
-    units = parse_units(args.units, int(shape[-1] or 0)) if shape else None
+    if args.channel is not None or args.unit is not None:
+        units = selected_units(h, args)
+    else:
+        units = parse_units(args.units, int(shape[-1] or 0)) if shape else None
     result = scan(h, args.source, path, args.k, batch_size=args.batch_size, cache=not args.no_cache)
     image, page_settings = _page_figure(args, h, result, units)
     settings = {

@@ -32,6 +32,7 @@ from engine.dataset.sources import Source, open_source
 from engine.dataset.stats import STATS, RunningMoments
 from engine.errors import Cancelled, EngineError
 from engine.jobs import CancelToken, Progress
+from engine.models import ModelHandle
 
 __all__ = ["ScanRequest", "auto_batch_size", "run_scan", "scan", "scan_iter"]
 
@@ -67,7 +68,7 @@ class ScanRequest:
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _step_fn(h: Any, path: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _step_fn(h: ModelHandle, path: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A compiled function: model-range batch -> (per-image max (B, C), argmax flat position, mean)."""
     per_handle = _STEPS.setdefault(h, {})
     if path in per_handle:
@@ -99,7 +100,7 @@ def _step_fn(h: Any, path: str) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
     return run
 
 
-def auto_batch_size(h: Any, path: str) -> int:
+def auto_batch_size(h: ModelHandle, path: str) -> int:
     """A batch size that keeps the largest activation up to `path` within ACTIVATION_BUDGET."""
     biggest = int(np.prod(h.input_shape))
     for info in h.all_layers():
@@ -119,7 +120,7 @@ def auto_batch_size(h: Any, path: str) -> int:
 class _Plan:
     """The fixed facts of one scan: model, layer geometry, source, cache key, batch size."""
 
-    h: Any
+    h: ModelHandle
     src: Source
     path: str
     kind: str
@@ -253,7 +254,7 @@ class _State:
 # ----- the driver -----------------------------------------------------------------------------
 
 
-def _handle(h: Any) -> Any:
+def _handle(h: ModelHandle | str) -> ModelHandle:
     if isinstance(h, str):
         from engine.models import model_cache
 
@@ -261,7 +262,7 @@ def _handle(h: Any) -> Any:
     return h
 
 
-def _plan(h: Any, req: ScanRequest) -> _Plan:
+def _plan(h: ModelHandle, req: ScanRequest) -> _Plan:
     """Check the request against the model and fix the scan's geometry and cache key."""
     src = open_source(req.source)
     path = h.resolve(req.layer)
@@ -315,7 +316,7 @@ def _skipped_rows(src: Source, ids: np.ndarray, ok: np.ndarray, msgs: np.ndarray
 
 
 def run_scan(
-    h: Any, req: ScanRequest, token: CancelToken | None = None
+    h: ModelHandle | str, req: ScanRequest, token: CancelToken | None = None
 ) -> Generator[Progress, None, ScanResult | None]:
     """Scan as `req` says, yielding Progress; returns the ScanResult (None: cache_only and not cached).
 
@@ -397,14 +398,20 @@ def run_scan(
 
 
 def scan_iter(
-    h: Any, source: Any, layer: str, k: int = 9, *, token: CancelToken | None = None, **options: Any
+    h: ModelHandle | str,
+    source: Any,
+    layer: str,
+    k: int = 9,
+    *,
+    token: CancelToken | None = None,
+    **options: Any,
 ) -> Generator[Progress, None, ScanResult | None]:
     """run_scan with the request's fields as arguments: options are ScanRequest's other fields."""
     return run_scan(h, ScanRequest(source, layer, k, **options), token)
 
 
 def scan(
-    h: Any,
+    h: ModelHandle | str,
     source: Any,
     layer: str,
     k: int = 9,

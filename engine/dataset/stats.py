@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 __all__ = [
     "ClassStats",
@@ -203,7 +204,7 @@ class StrongestMap:
     map: np.ndarray  # (h, w) float32, or (1, 1) for a dense unit
 
 
-def layer_outputs(h: Any, layer: str, images: Sequence[np.ndarray]) -> np.ndarray:
+def layer_outputs(h: ModelHandle, layer: str, images: Sequence[np.ndarray]) -> np.ndarray:
     """The layer's outputs for images in [0, 1] (any size): float32 (B, h, w, C) or (B, units)."""
     from engine.activations import run_model
     from engine.images import to_model_input
@@ -215,7 +216,7 @@ def layer_outputs(h: Any, layer: str, images: Sequence[np.ndarray]) -> np.ndarra
     return out.astype(np.float32)
 
 
-def strongest_maps(h: Any, images: Sequence[np.ndarray], layer: str) -> list[StrongestMap]:
+def strongest_maps(h: ModelHandle, images: Sequence[np.ndarray], layer: str) -> list[StrongestMap]:
     """For each image, the channel of `layer` with the highest spatial max, with that channel's map."""
     out = layer_outputs(h, h.resolve(layer), images)
     result = []
@@ -239,7 +240,7 @@ def pick_examples(labels: np.ndarray, cls: int, n: int, exclude: np.ndarray | No
 
 
 def class_examples(
-    h: Any,
+    h: ModelHandle,
     source: Any,
     layer: str,
     labels: np.ndarray,

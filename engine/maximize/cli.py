@@ -46,6 +46,16 @@ def _suffix(args: argparse.Namespace) -> str:
     return suffix
 
 
+# the options passed on to maximize() / dream() unchanged, under their own names
+_MAXIMIZE_OPTIONS = "steps size init seed transforms regularizers optimizer lr schedule param squash".split()
+_DREAM_OPTIONS = "octaves octave_scale steps lr seed size".split()
+
+
+def _options(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The command line's options `names`, as keyword arguments of the same names."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _precheck(args: argparse.Namespace) -> str:
     """Cheap checks before the model loads: the suffix, and an existing output without --overwrite."""
     from engine.export import ExportExists, sidecar_path
@@ -191,20 +201,10 @@ def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
     run = maximize(
         h,
         objective,
-        steps=args.steps,
-        size=args.size,
-        init=args.init,
         image=image,
-        seed=args.seed,
-        transforms=args.transforms,
-        regularizers=args.regularizers,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        schedule=args.schedule,
         pre_activation=True if args.pre_activation else (False if args.post_activation else None),
-        param=args.param,
-        squash=args.squash,
         every=1 if _suffix(args) == ".gif" else 10,
+        **_options(args, _MAXIMIZE_OPTIONS),
     )
     steps = list(run)
     last = steps[-1]
@@ -283,13 +283,8 @@ def _export_dream(args: argparse.Namespace) -> dict[str, Any]:
         h,
         photo,
         layers,
-        octaves=args.octaves,
-        octave_scale=args.octave_scale,
-        steps=args.steps,
-        lr=args.lr,
-        seed=args.seed,
-        size=args.size,
         every=1 if suffix == ".gif" else 5,
+        **_options(args, _DREAM_OPTIONS),
     )
     steps = list(run)
     info = dict(steps[-1].info)

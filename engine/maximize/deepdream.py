@@ -31,6 +31,7 @@ from engine.errors import EngineError, OptimizationDiverged
 from engine.maximize.common import Control, FrameTimer, Step, capped_steps, check_token
 from engine.maximize.graphs import call_taps, input_affine, output_shapes, tap_model
 from engine.maximize.objectives import layer_names, loss, parse_expression, parse_objective, plan
+from engine.models import ModelHandle
 
 __all__ = ["dream", "dream_objective", "octave_shapes"]
 
@@ -68,7 +69,7 @@ def octave_shapes(shape: tuple[int, int], octaves: int, octave_scale: float) -> 
 
 
 def dream(
-    h: Any,
+    h: ModelHandle,
     img: Any,
     layers: Any,
     octaves: int = 4,

@@ -14,6 +14,7 @@ import numpy as np
 from engine.errors import EngineError
 from engine.maximize.graphs import input_affine
 from engine.maximize.objectives import Objective
+from engine.models import ModelHandle
 
 
 def changed_box(before: np.ndarray, after: np.ndarray, tol: float = 1e-4) -> tuple[int, int, int, int] | None:
@@ -40,7 +41,9 @@ def union_box(boxes: Sequence[tuple[int, int, int, int] | None]) -> tuple[int, i
     return min(b[0] for b in real), min(b[1] for b in real), max(b[2] for b in real), max(b[3] for b in real)
 
 
-def prediction_report(h: Any, images: np.ndarray, obj: Objective | None = None) -> list[dict[str, Any]]:
+def prediction_report(
+    h: ModelHandle, images: np.ndarray, obj: Objective | None = None
+) -> list[dict[str, Any]]:
     """The model's prediction on each display image (B, H, W, C): class, probability and the target's."""
     from engine.activations import probabilities, run_model
     from engine.scaling import to_model_range
@@ -65,7 +68,7 @@ def prediction_report(h: Any, images: np.ndarray, obj: Objective | None = None) 
     return report
 
 
-def read_before_activation(h: Any, paths: Sequence[str], pre_activation: bool | None = None) -> bool:
+def read_before_activation(h: ModelHandle, paths: Sequence[str], pre_activation: bool | None = None) -> bool:
     """Whether maximize reads `paths` before their fused activation: the caller's choice, else
     before (Lucid's pre-ReLU taps: a unit silent on the start still gets a gradient) unless every
     path is a first-layer conv, whose pre-activation is linear in the input (a trivial maximizer)."""
@@ -74,7 +77,7 @@ def read_before_activation(h: Any, paths: Sequence[str], pre_activation: bool | 
     return not (paths and all(_first_layer_conv(h, p) is not None for p in paths))
 
 
-def _first_layer_conv(h: Any, path: str) -> Any:
+def _first_layer_conv(h: ModelHandle, path: str) -> Any:
     """The Conv2D at `path` when it reads the model input directly, else None."""
     import keras
 
@@ -88,7 +91,7 @@ def _first_layer_conv(h: Any, path: str) -> Any:
     return op if len(inputs) == 1 and inputs[0] is h.flat_input else None
 
 
-def analytic_maximizer(h: Any, layer: str, channel: int) -> np.ndarray:
+def analytic_maximizer(h: ModelHandle, layer: str, channel: int) -> np.ndarray:
     """The input patch that maximizes a first-layer conv unit: the sign of its weights within the valid range.
 
     A first-layer unit is linear in its input patch, so its maximum over inputs in [0, 1]
@@ -119,7 +122,7 @@ def analytic_maximizer(h: Any, layer: str, channel: int) -> np.ndarray:
 
 
 def _extras(
-    h: Any, obj: Objective, start: np.ndarray, images: np.ndarray, uses_class: bool
+    h: ModelHandle, obj: Objective, start: np.ndarray, images: np.ndarray, uses_class: bool
 ) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if uses_class and tuple(images.shape[1:3]) == tuple(h.input_shape[:2]):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 from engine.scaling import to_model_range
 
 
@@ -71,7 +72,7 @@ def _redirected_layer_class() -> Any:
     return RedirectedReLU
 
 
-def _redirected(h: Any, path: str) -> Any:
+def _redirected(h: ModelHandle, path: str) -> Any:
     """The KerasTensor of `path` after a fused ReLU with a redirected gradient; else its plain output."""
     from engine.graph import activation_name
 
@@ -82,7 +83,7 @@ def _redirected(h: Any, path: str) -> Any:
     return _redirected_layer_class()(name=f"{op.name}_redirected")(pre_activation(h, path))
 
 
-def pre_activation(h: Any, path: str) -> Any:
+def pre_activation(h: ModelHandle, path: str) -> Any:
     """The KerasTensor of `path` before its fused activation (Conv2D/Dense(activation=...)), else its output."""
     from engine.graph import PreActivation
 
@@ -159,7 +160,7 @@ def _trace_partial(
 _SIZED: dict[tuple, tuple[Any, Any]] = {}  # key -> (weakref to the handle, model)
 
 
-def _cached(key: tuple, h: Any) -> Any:
+def _cached(key: tuple, h: ModelHandle) -> Any:
     """A cached tap model for handle h (None if absent or built for another handle with the same id)."""
     entry = _SIZED.get(key)
     if entry is None or entry[0]() is not h:
@@ -168,7 +169,7 @@ def _cached(key: tuple, h: Any) -> Any:
 
 
 def tap_model(
-    h: Any, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool | str = False
+    h: ModelHandle, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool | str = False
 ) -> Any:
     """keras.Model from an input of `size` to the outputs of `paths` (and the logits last when asked).
 
@@ -212,7 +213,7 @@ def tap_model(
     return model
 
 
-def _remember(key: tuple, h: Any, model: Any) -> None:
+def _remember(key: tuple, h: ModelHandle, model: Any) -> None:
     import weakref
 
     if len(_SIZED) > 4:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -345,7 +346,7 @@ def as_expressions(objective: Any) -> list[Expr]:
 
 
 # ----- resolution against a model ----------------------------------------------------------------
-def _class_index(h: Any, value: Any, text: str) -> int:
+def _class_index(h: ModelHandle, value: Any, text: str) -> int:
     n = int(getattr(h, "num_classes", 0) or 0)
     if isinstance(value, str):
         names = [str(c).lower() for c in (h.class_names or [])]
@@ -359,7 +360,7 @@ def _class_index(h: Any, value: Any, text: str) -> int:
     return int(value)
 
 
-def _expand(atom: Atom, shapes: dict[str, tuple], h: Any, text: str) -> tuple[Any, list[Any]]:
+def _expand(atom: Atom, shapes: dict[str, tuple], h: ModelHandle, text: str) -> tuple[Any, list[Any]]:
     """(canonical layer, list of channel values) for an atom; [None] for whole-layer atoms."""
     if atom.layer == "class":
         if atom.channels == "*":
@@ -420,7 +421,7 @@ def layer_names(objective: Any) -> list[str]:
     return list(names)
 
 
-def parse_objective(objective: Any, h: Any, shapes: dict[str, tuple] | None = None) -> Objective:
+def parse_objective(objective: Any, h: ModelHandle, shapes: dict[str, tuple] | None = None) -> Objective:
     """Resolve an objective (a string, an Expr, or a list of them) against model `h` into a batch.
 
     shapes maps resolved layer paths to their output shape without the batch axis;

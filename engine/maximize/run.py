@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ from engine.maximize.params import make_param, start_image
 from engine.maximize.regularizers import operate, parse_regularizers, penalty
 from engine.maximize.transforms import build as build_transforms
 from engine.maximize.transforms import parse_transforms
+from engine.models import ModelHandle
 
 __all__ = [
     "analytic_maximizer",
@@ -64,7 +66,7 @@ __all__ = [
 ]
 
 
-def _size(h: Any, size: Any) -> tuple[int, int]:
+def _size(h: ModelHandle, size: Any) -> tuple[int, int]:
     if size is None:
         return int(h.input_shape[0]), int(h.input_shape[1])
     if isinstance(size, int | np.integer):
@@ -79,7 +81,7 @@ def _size(h: Any, size: Any) -> tuple[int, int]:
 
 
 def maximize(
-    h: Any,
+    h: ModelHandle,
     objective: str | Expr | Sequence[str | Expr],
     steps: int = 200,
     size: int | tuple[int, int] | None = None,
@@ -153,22 +155,19 @@ def maximize(
         start = np.stack([start_image(init, start.shape, s, image=image, scales=init_scales) for s in seeds])
     tspec = parse_transforms(transforms, (hh, ww))
     regs = parse_regularizers(regularizers)
-    loop = _loop_for(
-        h,
-        taps,
+    spec = _LoopSpec(
         paths,
         uses_class,
         tap_mode,
         obj.batch,
         (hh, ww, channels),
-        param,
+        str(param).lower(),
         squash,
         decorrelate,
         opt_name,
         tspec,
-        regs,
-        weights,
     )
+    loop = _loop_for(h, taps, spec, regs, weights)
     loop.reset(start, weights, seed)
     prm, train_step, evaluate, render = loop.prm, loop.train_step, loop.evaluate, loop.render
 
@@ -277,6 +276,23 @@ def silent_message(
 
 
 # ----- compiled loops, kept between runs of the same structure ----------------------------------------
+@dataclass(frozen=True)
+class _LoopSpec:
+    """The structure of a run that its compiled loop depends on (with the regularizers and the
+    objective's weight shapes); runs with equal specs share a loop."""
+
+    paths: tuple[str, ...]
+    uses_class: bool
+    pre: bool | str  # how the taps read the layers (tap_model's pre=); the taps themselves follow it
+    batch: int
+    shape: tuple[int, int, int]
+    param: str  # lower case
+    squash: str | None
+    decorrelate: bool | None
+    opt_name: str
+    tspec: Any
+
+
 _LOOPS: dict[tuple, _Loop] = {}
 _MAX_LOOPS = 3
 
@@ -289,31 +305,19 @@ class _Loop:
     driven by an unfinished generator is never shared (a new one is built instead).
     """
 
-    def __init__(
-        self,
-        h: Any,
-        taps: Any,
-        paths: tuple[str, ...],
-        uses_class: bool,
-        batch: int,
-        shape: tuple[int, int, int],
-        param: str,
-        squash: str | None,
-        decorrelate: bool | None,
-        opt_name: str,
-        tspec: Any,
-        regs: Any,
-        weights: Any,
-    ) -> None:
+    def __init__(self, h: ModelHandle, taps: Any, spec: _LoopSpec, regs: Any, weights: Any) -> None:
         import tensorflow as tf
 
         from engine.maximize.objectives import LossPlan
 
+        paths, uses_class, batch, shape = spec.paths, spec.uses_class, spec.batch, spec.shape
         self.h_ref = weakref.ref(h)
         self.owner: Any = None
-        self.prm = make_param(param, (batch, *shape), np.full(shape, 0.5, np.float32), squash, decorrelate)
+        self.prm = make_param(
+            spec.param, (batch, *shape), np.full(shape, 0.5, np.float32), spec.squash, spec.decorrelate
+        )
         self.opt = optimizers.Optimizer(
-            opt_name, self.prm.var, optimizers.BASE_STEPS[(opt_name, self.prm.name)]
+            spec.opt_name, self.prm.var, optimizers.BASE_STEPS[(spec.opt_name, self.prm.name)]
         )
 
         def var(a: Any) -> Any:
@@ -329,7 +333,7 @@ class _Loop:
             custom={k: var(v) for k, v in weights.custom.items()},
         )
         self.seed = tf.Variable(0, dtype=tf.int32, trainable=False)
-        transform = build_transforms(tspec)
+        transform = build_transforms(spec.tspec)
         mat, bias = (tf.constant(a) for a in input_affine(h.scaling, shape[-1]))
         prm, opt, plan_vars, targets = self.prm, self.opt, self.weights, self.weights.targets
         binary, activation = bool(getattr(h, "binary", False)), getattr(h, "output_activation", "")
@@ -437,46 +441,14 @@ def _structure(weights: Any) -> tuple:
     )
 
 
-def _loop_for(
-    h: Any,
-    taps: Any,
-    paths: tuple[str, ...],
-    uses_class: bool,
-    pre: bool | str,
-    batch: int,
-    shape: tuple[int, int, int],
-    param: str,
-    squash: str | None,
-    decorrelate: bool | None,
-    opt_name: str,
-    tspec: Any,
-    regs: Any,
-    weights: Any,
-) -> _Loop:
+def _loop_for(h: ModelHandle, taps: Any, spec: _LoopSpec, regs: Any, weights: Any) -> _Loop:
     """A compiled loop for this structure: a cached idle one, or a new one (cached)."""
-    key = (
-        id(h),
-        h.scaling,
-        paths,
-        uses_class,
-        pre,
-        batch,
-        shape,
-        str(param).lower(),
-        squash,
-        decorrelate,
-        opt_name,
-        tspec,
-        tuple(regs.items.items()),
-        _structure(weights),
-    )
+    key = (id(h), h.scaling, spec, tuple(regs.items.items()), _structure(weights))
     loop = _LOOPS.get(key)
     if loop is not None and loop.h_ref() is h and not loop.busy:
         _LOOPS[key] = _LOOPS.pop(key)  # most recently used last
         return loop
-    loop = _Loop(
-        h, taps, paths, uses_class, batch, shape, param, squash, decorrelate, opt_name, tspec, regs, weights
-    )
+    loop = _Loop(h, taps, spec, regs, weights)
     _LOOPS.pop(key, None)
     _LOOPS[key] = loop
     while len(_LOOPS) > _MAX_LOOPS:

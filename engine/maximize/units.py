@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.models import ModelHandle
 
 __all__ = [
     "UnitActivity",
@@ -165,33 +166,20 @@ def _batches(images: Any, batch: int) -> Iterator[np.ndarray]:
         yield np.stack(pending)
 
 
-def unit_activity(
-    h: Any,
-    layer: str,
-    images: np.ndarray | Iterable[np.ndarray] | str,
-    batch: int = 64,
-    source: str = "",
-) -> UnitActivity:
-    """Per-unit mean and max of `layer`'s output (after its activation) over `images`.
-
-    images: float (N, H, W, C) in [0, 1] (uint8 is scaled), an iterable of batches or single
-    images, or a dataset source spec; each is fitted to the model's input. batch: images per
-    forward pass. source: a description stored in the result (a spec string names itself).
-    """
-    from engine.common import drain
-
-    return drain(iter_unit_activity(h, layer, images, batch, source))
-
-
 def iter_unit_activity(
-    h: Any,
+    h: ModelHandle,
     layer: str,
     images: np.ndarray | Iterable[np.ndarray] | str,
     batch: int = 64,
     source: str = "",
 ) -> Generator[int, None, UnitActivity]:
     """unit_activity as a generator: yields the number of images done after each batch (so a
-    job can report progress and stop between batches) and returns the UnitActivity."""
+    job can report progress and stop between batches) and returns the UnitActivity.
+
+    images: float (N, H, W, C) in [0, 1] (uint8 is scaled), an iterable of batches or single
+    images, or a dataset source spec; each is fitted to the model's input. batch: images per
+    forward pass. source: a description stored in the result (a spec string names itself).
+    """
     from engine.activations import run_model
     from engine.scaling import to_model_range
 
@@ -231,7 +219,17 @@ def iter_unit_activity(
     return UnitActivity(path, mean, peak.astype(np.float32), count, source, unit, flat)
 
 
-def start_response(h: Any, layer: str, image: np.ndarray) -> np.ndarray:
+def unit_activity(h: ModelHandle, layer: str, *args: Any, **options: Any) -> UnitActivity:
+    """Per-unit mean and max of `layer`'s output (after its activation) over `images`.
+
+    The arguments are iter_unit_activity's (images, batch, source: see there), run to the end.
+    """
+    from engine.common import drain
+
+    return drain(iter_unit_activity(h, layer, *args, **options))
+
+
+def start_response(h: ModelHandle, layer: str, image: np.ndarray) -> np.ndarray:
     """float32 (C,): each unit's max output (after its activation) on one start image in [0, 1]."""
     from engine.activations import run_model
     from engine.scaling import to_model_range
@@ -242,7 +240,7 @@ def start_response(h: Any, layer: str, image: np.ndarray) -> np.ndarray:
     return out.reshape(-1, out.shape[-1]).max(axis=0).astype(np.float32)
 
 
-def natural_source(h: Any, n: int = 1000, seed: int | None = None) -> str | None:
+def natural_source(h: ModelHandle, n: int = 1000, seed: int | None = None) -> str | None:
     """The dataset source spec of a built-in model's own data (n images), else None."""
     spec = str(getattr(h, "spec", "") or "")
     if not spec.startswith("builtin:"):
@@ -255,7 +253,7 @@ def natural_source(h: Any, n: int = 1000, seed: int | None = None) -> str | None
     return f"{base}?{query}"
 
 
-def sample_batch(h: Any) -> tuple[np.ndarray, list[str]]:
+def sample_batch(h: ModelHandle) -> tuple[np.ndarray, list[str]]:
     """The shipped sample images that fit model h (a digit for a 28x28 grey model, shapes for
     builtin:shapes, photos for a colour model), fitted to its input: ((N, H, W, C), specs)."""
     from engine.images import fitting_samples, load_image, sample_images
@@ -268,7 +266,7 @@ def sample_batch(h: Any) -> tuple[np.ndarray, list[str]]:
     return np.concatenate([_fit_batch(load_image(s), shape) for s in specs]), list(specs)
 
 
-def natural_images(h: Any, n: int = 1000, seed: int | None = None) -> np.ndarray:
+def natural_images(h: ModelHandle, n: int = 1000, seed: int | None = None) -> np.ndarray:
     """float32 (N, H, W, C) in [0, 1]: n images of model h's own data (its built-in data source for
     builtin:digits / builtin:shapes), else the sample images that fit it (fewer than n then)."""
     spec = natural_source(h, n, seed)

@@ -207,6 +207,29 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
     assert json.loads(sidecar_path(out2).read_text())["settings"]["style"] == "signed"
 
 
+def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) -> None:
+    """With --layer, --channel N explains channel N, as the old spelling --target N does."""
+    base = ["export", "saliency", "--model", str(files["model"]), "--image", str(files["image"])]
+    maps = []
+    for name, pick in (("old.png", ["--target", "3"]), ("new.png", ["--channel", "3"])):
+        out = tmp_path / name
+        code, _, err = _run([*base, "--layer", "conv2", *pick, "--out", str(out)], capsys)
+        assert code == 0, err
+        assert json.loads(sidecar_path(out).read_text())["settings"]["target"] == 3
+        maps.append(np.asarray(Image.open(out)))
+    np.testing.assert_array_equal(maps[0], maps[1])
+    for extra, message in (
+        (["--channel", "3"], "need --layer"),
+        (["--layer", "conv2", "--channel", "0,1"], "one --channel/--unit index"),
+        (["--layer", "conv2", "--channel", "9"], "out of range"),
+        (["--layer", "out", "--channel", "0"], "--channel needs a spatial layer"),
+        (["--layer", "conv2", "--channel", "1", "--target", "1"], "not both"),
+    ):
+        code, _, err = _run([*base, *extra, "--out", str(tmp_path / "x.png")], capsys)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code != 0 and len(lines) == 1 and message in lines[0], (extra, err)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -126,6 +126,10 @@ def test_export_topk_dense_layer(tiny_cnn_path, folder, tmp_path, capsys, monkey
     [
         (["--layer", "nope"], "nope"),
         (["--layer", "conv2", "--units", "99"], "out of range"),
+        (["--layer", "conv2", "--channel", "99"], "out of range"),
+        (["--layer", "conv2", "--unit", "0"], "--unit needs a dense layer"),
+        (["--layer", "fc", "--channel", "0"], "--channel needs a spatial layer"),
+        (["--layer", "conv2", "--channel", "0", "--units", "1"], "not both"),
         (["--layer", "conv2", "--k", "0"], "--k"),
         (["--layer", "conv2", "--source", "/no/such/folder"], "not found"),
     ],
@@ -237,3 +241,16 @@ def test_images_page_and_unlabelled_classes(tiny_cnn_path, folder, tmp_path, cap
         str(tmp_path / "c.png"),
     )
     assert code != 0 and err.count("\n") == 1 and "no labels" in err
+
+
+def test_export_topk_channel_is_units(tiny_cnn_path, folder, tmp_path, capsys, monkeypatch):
+    """--channel (spatial layer) picks the units as the old --units does, in unit_args' grammar."""
+    base = ["export", "topk", "--model", str(tiny_cnn_path), "--source", str(folder), "--layer", "conv2"]
+    images = []
+    for name, pick in (("old.png", ["--units", "1-2"]), ("new.png", ["--channel", "1..2"])):
+        out = tmp_path / name
+        code, _, err = run_cli(capsys, monkeypatch, tmp_path / "cache", *base, *pick, "--out", str(out))
+        assert code == 0, err
+        assert json.loads(out.with_name(name + ".json").read_text())["settings"]["units"] == [1, 2]
+        images.append(np.asarray(Image.open(out)))
+    np.testing.assert_array_equal(images[0], images[1])
