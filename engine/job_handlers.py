@@ -11,6 +11,16 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
+from engine.contract import (
+    FeatureMapsParams,
+    ImageParams,
+    LayerParams,
+    LoadModelParams,
+    ModelSummary,
+    ReceptiveFieldParams,
+)
 from engine.errors import EngineError
 from engine.jobs import CancelToken, Progress, handler
 from engine.models import ModelHandle
@@ -44,45 +54,48 @@ def image_param(params: Mapping[str, Any]) -> Any:
 
 
 @handler("load_model")
-def _load_model(params: Mapping[str, Any], token: CancelToken) -> dict[str, Any]:
+def _load_model(params: Mapping[str, Any], token: CancelToken) -> ModelSummary:
     from engine.models import load_model
 
-    handle = load_model(
-        str(params["spec"]), trust=bool(params.get("trust", False)), scaling=params.get("scaling")
-    )
+    p = LoadModelParams.parse(params)
+    handle = load_model(str(p.spec), trust=bool(p.trust), scaling=p.scaling)
     _state["current"] = handle
-    summary = handle.summary()
-    summary["device"] = device_name()
-    return summary
+    return ModelSummary.of(handle, device_name())
 
 
 @handler("predict")
-def _predict(params: Mapping[str, Any], token: CancelToken) -> Any:
+def _predict(params: Mapping[str, Any], token: CancelToken) -> np.ndarray:
     from engine.activations import predict
 
+    ImageParams.parse(params)
     return predict(current_model(params), image_param(params))
 
 
 @handler("feature_maps")
-def _feature_maps(params: Mapping[str, Any], token: CancelToken) -> Any:
+def _feature_maps(params: Mapping[str, Any], token: CancelToken) -> dict[str, np.ndarray]:
     from engine.activations import feature_maps
 
-    layers = params.get("layers") or [params["layer"]]
+    p = FeatureMapsParams.parse(params)
+    layers = p.layers or ([p.layer] if p.layer else [])
+    if not layers:
+        raise EngineError("no layer: select one in the tree")
     return feature_maps(current_model(params), image_param(params), list(layers))
 
 
 @handler("filters")
-def _filters(params: Mapping[str, Any], token: CancelToken) -> Any:
+def _filters(params: Mapping[str, Any], token: CancelToken) -> np.ndarray:
     from engine.weights import filters
 
-    return filters(current_model(params), str(params["layer"]))
+    p = LayerParams.parse(params)
+    return filters(current_model(params), p.layer)
 
 
 @handler("receptive_field")
 def _receptive_field(params: Mapping[str, Any], token: CancelToken) -> Any:
     from engine.receptive_field import receptive_field
 
-    return receptive_field(current_model(params), str(params["layer"]))
+    p = ReceptiveFieldParams.parse(params)
+    return receptive_field(current_model(params), p.layer)
 
 
 @handler("device")

@@ -21,9 +21,9 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from engine.errors import INTERNAL, OUT_OF_MEMORY, Cancelled, EngineError
 
@@ -52,6 +52,42 @@ class Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+P = TypeVar("P", bound="JobParams")
+
+
+class JobParams:
+    """Base of the frozen params dataclasses, one per job kind (`kind` names it).
+
+    The dataclass holds each parameter's default in one place. A view builds one and submits
+    `params.request(owner)`, so a misspelt name fails where it is written; a handler reads its
+    params with `Params.parse(mapping)`, which also accepts a plain dict (the CLI, scripts, tests)
+    and refuses unknown keys with one clear message instead of ignoring them.
+    """
+
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls: type[P], params: Mapping[str, Any] | JobParams) -> P:
+        if isinstance(params, cls):
+            return params
+        values = dict(params.items() if isinstance(params, Mapping) else params.as_dict().items())
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise EngineError(
+                f"unknown parameter(s) {', '.join(unknown)} for a {cls.kind!r} job; it takes {', '.join(sorted(names))}"
+            )
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (shallow: arrays and objects are not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def request(self, owner: str = "") -> Request:
+        """A Request of this kind carrying these params."""
+        return Request(self.kind, self.as_dict(), owner)
 
 
 @dataclass(frozen=True)
@@ -92,13 +128,23 @@ class Failed(Event):
 
 
 class CancelToken:
-    """A thread-safe flag a job checks between steps."""
+    """A job's handle inside the engine: a thread-safe cancel flag, and pause and step size.
+
+    The job checks it between steps. Pause/resume and `lr_scale` (a factor on the step size
+    from the next step on) are changed from another thread, as napari's worker has
+    toggle_paused/send; a maximization or dream loop waits here while paused (still
+    honouring cancel). Jobs without steps to pause simply ignore them.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.lr_scale = 1.0
 
     def cancel(self) -> None:
         self._event.set()
+        self._running.set()  # a paused job wakes up to see it
 
     @property
     def cancelled(self) -> bool:
@@ -107,6 +153,23 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise Cancelled()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait(self, token: Any = None, poll: float = 0.05) -> None:
+        """Block while paused; raise Cancelled if cancelled meanwhile (`token`: another one to check too)."""
+        while not self._running.is_set() or self._event.is_set():
+            if self._event.is_set() or (token is not None and token.cancelled):
+                raise Cancelled()
+            self._running.wait(poll)
 
 
 Handler = Callable[[Mapping[str, Any], CancelToken], Any]
@@ -162,12 +225,28 @@ def _find_handler(kind: str) -> Handler:
         raise EngineError(f"unknown job kind {kind!r}") from None
 
 
-def _restamp(event: Event, job_id: int) -> Event:
+def restamp(event: Event, job_id: int) -> Event:
+    """The event as one of job `job_id` (handlers yield events with job_id=0)."""
     if event.job_id == job_id:
         return event
     values = {f: getattr(event, f) for f in event.__dataclass_fields__}
     values["job_id"] = job_id
     return type(event)(**values)
+
+
+def relay(out: Any, job_id: int, token: CancelToken | None = None) -> Iterator[Event]:
+    """A handler's answer as events of job `job_id`: a generator's events re-stamped (checking
+    `token` after each), then its return value; a plain value is returned as it is."""
+    if not hasattr(out, "__next__"):
+        return out
+    while True:
+        try:
+            event = next(out)
+        except StopIteration as stop:
+            return stop.value
+        yield restamp(event, job_id)
+        if token is not None:
+            token.raise_if_cancelled()
 
 
 def run(request: Request, token: CancelToken | None = None) -> Iterator[Event]:
@@ -177,19 +256,7 @@ def run(request: Request, token: CancelToken | None = None) -> Iterator[Event]:
     try:
         token.raise_if_cancelled()
         fn = _find_handler(request.kind)
-        out = fn(request.params, token)
-        if hasattr(out, "__next__"):
-            gen = out
-            while True:
-                try:
-                    event = next(gen)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                yield _restamp(event, job_id)
-                token.raise_if_cancelled()
-        else:
-            result = out
+        result = yield from relay(fn(request.params, token), job_id, token)
         yield Finished(job_id, "done", result)
     except Cancelled:
         yield Finished(job_id, "cancelled", None)

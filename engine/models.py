@@ -251,21 +251,6 @@ class ModelHandle:
             raise EngineError(f"model {self.name!r} has no layer with spatial extent")
         return best
 
-    def summary(self) -> dict[str, Any]:
-        """Plain-data description for the GUI and `main.py info`."""
-        return {
-            "name": self.name,
-            "spec": self.spec,
-            "input_shape": self.input_shape,
-            "scaling": self.scaling,
-            "class_names": self.class_names,
-            "num_classes": self.num_classes,
-            "output_activation": self.output_activation,
-            "layers": self.layers,
-            "params": int(self.model.count_params()),
-            "opaque": self.opaque,
-        }
-
     def __repr__(self) -> str:
         return f"ModelHandle({self.name!r}, input_shape={self.input_shape}, scaling={self.scaling!r})"
 

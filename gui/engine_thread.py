@@ -18,6 +18,11 @@ main thread takes whatever is newest when it gets round to it, so a fast stream 
 builds a backlog in the event loop. Finished and Failed always arrive after the last
 frame of their job. Views keep the id of their current job and drop other events.
 
+EngineClientBase holds what the window and its views use (the signals, submit with the
+owner-supersedes rule, cancel/pause/step size on the job's CancelToken, current/owner_of);
+EngineClient is its engine-thread implementation, and the GUI tests' FakeEngineClient
+answers from recorded typed results without TensorFlow.
+
 Nothing here imports TensorFlow: the engine does, on the worker thread.
 """
 
@@ -212,12 +217,15 @@ class EngineWorker(QObject):
             thread.quit()  # we run inside the thread's exec(); it returns after this slot
 
 
-class EngineClient(QObject):
-    """The main thread's handle on the engine thread: submit, cancel, and events as signals.
+class EngineClientBase(QObject):
+    """What the window and its views see of an engine: signals, job handles and owner bookkeeping.
 
     Signals carry engine.jobs events (Progress, Frame, Finished, Failed) unchanged;
     `started` carries the Request that began running. `current(owner)` is the id of
-    the owner's newest job; events of other ids from that owner are stale.
+    the owner's newest job; events of other ids from that owner are stale. A subclass
+    runs the requests: EngineClient on its engine thread, the tests' FakeEngineClient
+    (tests/gui/fake_engine.py) from recorded answers. It implements start(), shutdown()
+    and _enqueue(), and ends each job through _finish().
     """
 
     ready = Signal(str)
@@ -229,58 +237,24 @@ class EngineClient(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._jobs: queue.Queue = queue.Queue()
         self._tokens = _Tokens()
-        self._mailbox = _Mailbox()
         self._current: dict[str, int] = {}
         self._owner_of: dict[int, str] = {}
         self._pending: set[int] = set()
         self.device: str | None = None
         self.running: Request | None = None
-        self._thread = QThread()
-        self._thread.setObjectName("convscope-engine")
-        self._worker = EngineWorker(self._jobs, self._tokens, self._mailbox)
-        self._worker.moveToThread(self._thread)
-        # queued: loop() then runs inside the thread's event loop, so quit() from it ends exec()
-        self._thread.started.connect(self._worker.loop, Qt.ConnectionType.QueuedConnection)
-        self._worker.ready.connect(self._on_ready)
-        self._worker.started.connect(self._on_started)
-        self._worker.progress_ready.connect(self._on_progress_ready)
-        self._worker.frame_ready.connect(self._on_frame_ready)
-        self._worker.finished.connect(self._on_done)
-        self._worker.failed.connect(self._on_done)
-        self._started = False
         self._shut = False
 
     # ----- lifecycle ----------------------------------------------------
     def start(self) -> None:
-        """Start the engine thread (it imports TensorFlow first)."""
-        if not self._started:
-            self._started = True
-            MainThreadGC.acquire()
-            self._thread.start()
+        raise NotImplementedError
+
+    def shutdown(self, timeout_s: float = 60.0) -> bool:
+        raise NotImplementedError
 
     @property
     def is_ready(self) -> bool:
         return self.device is not None
-
-    def shutdown(self, timeout_s: float = 60.0) -> bool:
-        """Cancel everything, stop the thread and wait for it; True when it stopped in time."""
-        if self._shut:
-            return True
-        self._shut = True
-        self.cancel_all()
-        self._jobs.put(_STOP)
-        if not self._started:
-            return True
-        deadline = time.monotonic() + timeout_s
-        while self._thread.isRunning() and time.monotonic() < deadline:
-            self._thread.wait(50)
-        stopped = not self._thread.isRunning()
-        if stopped:
-            self._thread.wait()
-        MainThreadGC.release()
-        return stopped
 
     # ----- jobs ---------------------------------------------------------
     def submit(self, request: Request) -> int:
@@ -296,13 +270,28 @@ class EngineClient(QObject):
         self._owner_of[request.job_id] = owner
         self._tokens.add(request.job_id)
         self._pending.add(request.job_id)
-        self._jobs.put(request)
+        self._enqueue(request)
         return request.job_id
+
+    def _enqueue(self, request: Request) -> None:
+        raise NotImplementedError
 
     def cancel(self, job_id: int) -> None:
         token = self._tokens.get(job_id)
         if token is not None:
             token.cancel()
+
+    def pause(self, job_id: int, paused: bool = True) -> None:
+        """Hold (or let go) a running job between its steps; a job without steps ignores it."""
+        token = self._tokens.get(job_id)
+        if token is not None:
+            (token.pause if paused else token.resume)()
+
+    def set_lr_scale(self, job_id: int, scale: float) -> None:
+        """Multiply a running optimization's step size by `scale` from its next step on."""
+        token = self._tokens.get(job_id)
+        if token is not None:
+            token.lr_scale = float(scale)
 
     def cancel_owner(self, owner: str) -> None:
         job_id = self._current.get(owner)
@@ -328,6 +317,68 @@ class EngineClient(QObject):
         """True while any submitted job has not finished."""
         return bool(self._pending)
 
+    def _finish(self, event: Finished | Failed) -> None:
+        """A job ended (main thread): it is no longer pending or running; announce it."""
+        job_id = event.job_id
+        self._pending.discard(job_id)
+        if self.running is not None and self.running.job_id == job_id:
+            self.running = None
+        if isinstance(event, Failed):
+            self.failed.emit(event)
+        else:
+            self.finished.emit(event)
+
+
+class EngineClient(EngineClientBase):
+    """The main thread's handle on the engine thread: submit, cancel, and events as signals."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._jobs: queue.Queue = queue.Queue()
+        self._mailbox = _Mailbox()
+        self._thread = QThread()
+        self._thread.setObjectName("convscope-engine")
+        self._worker = EngineWorker(self._jobs, self._tokens, self._mailbox)
+        self._worker.moveToThread(self._thread)
+        # queued: loop() then runs inside the thread's event loop, so quit() from it ends exec()
+        self._thread.started.connect(self._worker.loop, Qt.ConnectionType.QueuedConnection)
+        self._worker.ready.connect(self._on_ready)
+        self._worker.started.connect(self._on_started)
+        self._worker.progress_ready.connect(self._on_progress_ready)
+        self._worker.frame_ready.connect(self._on_frame_ready)
+        self._worker.finished.connect(self._on_done)
+        self._worker.failed.connect(self._on_done)
+        self._started = False
+
+    # ----- lifecycle ----------------------------------------------------
+    def start(self) -> None:
+        """Start the engine thread (it imports TensorFlow first)."""
+        if not self._started:
+            self._started = True
+            MainThreadGC.acquire()
+            self._thread.start()
+
+    def shutdown(self, timeout_s: float = 60.0) -> bool:
+        """Cancel everything, stop the thread and wait for it; True when it stopped in time."""
+        if self._shut:
+            return True
+        self._shut = True
+        self.cancel_all()
+        self._jobs.put(_STOP)
+        if not self._started:
+            return True
+        deadline = time.monotonic() + timeout_s
+        while self._thread.isRunning() and time.monotonic() < deadline:
+            self._thread.wait(50)
+        stopped = not self._thread.isRunning()
+        if stopped:
+            self._thread.wait()
+        MainThreadGC.release()
+        return stopped
+
+    def _enqueue(self, request: Request) -> None:
+        self._jobs.put(request)
+
     # ----- worker signals (main thread) ---------------------------------
     def _on_ready(self, device: str) -> None:
         self.device = device
@@ -352,10 +403,4 @@ class EngineClient(QObject):
         # a frame or progress still in the mailbox comes first
         self._on_frame_ready(job_id)
         self._mailbox.take((job_id, "progress"))
-        self._pending.discard(job_id)
-        if self.running is not None and self.running.job_id == job_id:
-            self.running = None
-        if isinstance(event, Failed):
-            self.failed.emit(event)
-        else:
-            self.finished.emit(event)
+        self._finish(event)

@@ -18,11 +18,9 @@ from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
     QObject,
-    QRunnable,
     QSize,
     Qt,
     QThreadPool,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
@@ -30,7 +28,8 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QVBoxLayout, QWidget
 
 from engine.common import unit_to_uint8
 from engine.images import IMAGE_SUFFIXES, sample_images, sample_path
-from gui.engine_thread import lower_priority
+from gui.widgets.background import BackgroundTask
+from gui.widgets.controls import single_shot_timer
 
 SPEC_ROLE = Qt.ItemDataRole.UserRole + 1
 THUMB = 72
@@ -79,33 +78,23 @@ class _Signals(QObject):
     listing_done = Signal(int, str, int)  # generation, folder, count
 
 
-class _ThumbJob(QRunnable):
-    def __init__(self, signals: _Signals, generation: int, specs: list[str], size: int) -> None:
-        super().__init__()
-        self.signals, self.generation, self.specs, self.size = signals, generation, specs, size
-
-    def run(self) -> None:
-        lower_priority(2)
-        out = []
-        for spec in self.specs:
-            try:
-                out.append((spec, make_thumbnail(spec, self.size), ""))
-            except Exception as exc:  # noqa: BLE001 - a broken file gets a broken icon
-                out.append((spec, None, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__))
-        self.signals.thumbnails.emit(self.generation, out)
+def _make_thumbnails(signals: _Signals, generation: int, specs: list[str], size: int) -> None:
+    """Thumbnails of specs, emitted as one batch (a pool thread's work)."""
+    out = []
+    for spec in specs:
+        try:
+            out.append((spec, make_thumbnail(spec, size), ""))
+        except Exception as exc:  # noqa: BLE001 - a broken file gets a broken icon
+            out.append((spec, None, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__))
+    signals.thumbnails.emit(generation, out)
 
 
-class _ListJob(QRunnable):
-    def __init__(self, signals: _Signals, generation: int, folder: str) -> None:
-        super().__init__()
-        self.signals, self.generation, self.folder = signals, generation, folder
-
-    def run(self) -> None:
-        lower_priority(2)
-        files = image_files(self.folder)
-        for start in range(0, len(files), LIST_CHUNK):
-            self.signals.listed.emit(self.generation, self.folder, files[start : start + LIST_CHUNK])
-        self.signals.listing_done.emit(self.generation, self.folder, len(files))
+def _list_folder(signals: _Signals, generation: int, folder: str) -> None:
+    """The folder's image files, emitted in chunks, then their count (a pool thread's work)."""
+    files = image_files(folder)
+    for start in range(0, len(files), LIST_CHUNK):
+        signals.listed.emit(generation, folder, files[start : start + LIST_CHUNK])
+    signals.listing_done.emit(generation, folder, len(files))
 
 
 def _placeholder(color: str) -> QIcon:
@@ -133,10 +122,7 @@ class ImageListModel(QAbstractListModel):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
         self.generation = 0
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(0)
-        self._flush_timer.timeout.connect(self._flush)
+        self._flush_timer = single_shot_timer(self, 0, self._flush)
 
     # ----- Qt model -------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
@@ -228,7 +214,7 @@ class ImageListModel(QAbstractListModel):
         while self._pending and self.pool.activeThreadCount() < self.pool.maxThreadCount():
             batch = self._pending[-BATCH:][::-1]
             del self._pending[-BATCH:]
-            self.pool.start(_ThumbJob(self._signals, self.generation, batch, THUMB))
+            self.pool.start(BackgroundTask(_make_thumbnails, self._signals, self.generation, batch, THUMB))
 
     def _on_thumbnails(self, generation: int, results: list) -> None:
         if generation == self.generation:
@@ -301,7 +287,9 @@ class ImageBrowser(QWidget):
         """List folder's images off the main thread and add them as they come."""
         folder = str(folder)
         self._select_first_of = folder if select else None
-        self.model.pool.start(_ListJob(self.model._signals, self.model.generation, folder))
+        self.model.pool.start(
+            BackgroundTask(_list_folder, self.model._signals, self.model.generation, folder)
+        )
 
     def _on_listed(self, generation: int, folder: str, paths: list[str]) -> None:
         if generation != self.model.generation:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from gui.widgets.image_pane import ImagePane
+from gui.widgets.plots import static_plot
 
 TOP_K = 5
 
@@ -24,13 +27,9 @@ class PredictionsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(False, False)
-        self.plot.hideButtons()
+        self.plot = static_plot(bottom="probability")
         self.plot.setXRange(-0.02, 1.06, padding=0)
         self.plot.getViewBox().invertY(True)
-        self.plot.setLabel("bottom", "probability")
         self.plot.getAxis("bottom").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])
         self.plot.setMinimumHeight(120)
         self.bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush="#4a90d9")
@@ -53,7 +52,7 @@ class PredictionsPanel(QWidget):
         layout.addWidget(split)
         self.rows: list[tuple[str, float]] = []
 
-    def show_probabilities(self, probs: np.ndarray, names: list[str] | None) -> None:
+    def show_probabilities(self, probs: np.ndarray, names: Sequence[str] | None) -> None:
         """Draw the top-5 bars; names label the classes (indices where the model has none)."""
         rows = []
         for index, p in top_k(probs):

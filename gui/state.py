@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from engine.contract import ModelSummary
+
 
 def display_copy(image: np.ndarray) -> np.ndarray:
     """uint8 RGB (H, W, 3) of a float image in [0, 1] (engine.render.to_uint8)."""
@@ -18,7 +20,7 @@ def display_copy(image: np.ndarray) -> np.ndarray:
 class AppState(QObject):
     """Plain data shared by the window and its views; changes are announced by signals.
 
-    model: the "load_model" job's result dict (name, spec, input_shape, class_names,
+    model: the "load_model" job's ModelSummary (name, spec, input_shape, class_names,
     layers (LayerInfo tree), ...), or None before the first model has loaded.
     layer_by_user: True once the user has picked a layer (a click in the layer tree), as
     opposed to the window's automatic selection; False again for each new model. Views that
@@ -31,7 +33,7 @@ class AppState(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.model: dict[str, Any] | None = None
+        self.model: ModelSummary | None = None
         self.layer: str | None = None
         self.image_spec: str | None = None
         self.image: np.ndarray | None = None
@@ -49,7 +51,7 @@ class AppState(QObject):
         return "no model: open one from the File menu"
 
     # ----- model and layers ---------------------------------------------
-    def set_model(self, summary: dict[str, Any]) -> None:
+    def set_model(self, summary: ModelSummary) -> None:
         self.model = summary
         self.layer = None
         self.model_changed.emit()
@@ -65,7 +67,7 @@ class AppState(QObject):
                 out.append(info)
                 walk(info.children)
 
-        walk(self.model.get("layers", ()))
+        walk(self.model.layers)
         return out
 
     def layer_info(self, path: str | None = None) -> Any | None:
@@ -105,9 +107,8 @@ class AppState(QObject):
 
     def cam_layer(self) -> str | None:
         """The engine's default attribution layer: the last one with spatial extent (None if none)."""
-        given = (self.model or {}).get("default_cam_layer")
-        if given:
-            return str(given)
+        if self.model is not None and self.model.default_cam_layer:
+            return self.model.default_cam_layer
         spatial = self.spatial_layers()
         return spatial[-1] if spatial else None
 
@@ -130,10 +131,21 @@ class AppState(QObject):
 
     @property
     def model_name(self) -> str:
-        return str(self.model.get("name", "")) if self.model else ""
+        return self.model.name if self.model else ""
+
+    @property
+    def model_spec(self) -> str | None:
+        """The loaded model's spec, None before the first model."""
+        return self.model.spec if self.model else None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The loaded model's class names (empty when it has none or no model is loaded)."""
+        return tuple(self.model.class_names or ()) if self.model else ()
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.num_classes) if self.model else 0
 
     def class_name(self, index: int) -> str:
-        names = (self.model or {}).get("class_names") or None
-        if names and 0 <= index < len(names):
-            return str(names[index])
-        return str(index)
+        return self.model.class_name(index) if self.model else str(index)

@@ -23,6 +23,7 @@ import numpy as np
 from engine.errors import EngineError
 
 if TYPE_CHECKING:
+    from engine.dataset.contract import CompareOutput, StrongestMaps
     from engine.dataset.result import ScanResult
 
 __all__ = [
@@ -132,18 +133,13 @@ def render_units_layout(
     return tile_figure(tiles, names if titles else None, cols, items=chans, fit=fit)
 
 
-def render_units(
-    result: ScanResult,
-    channels: Sequence[int] | None = None,
-    cols: int | None = None,
-    cell: int = 48,
-    titles: bool = True,
-) -> np.ndarray:
+def render_units(result: ScanResult, *args: Any, **options: Any) -> np.ndarray:
     """The unit grid as one uint8 RGB figure: per unit a tile of its top-k crops, titled "N  max V".
 
-    The GUI's unit grid and `python main.py export topk` both draw with this function.
+    The arguments are render_units_layout's (channels, cols, cell, titles, fit). The GUI's unit
+    grid and `python main.py export topk` both draw with this function.
     """
-    return render_units_layout(result, channels, cols, cell, titles)[0]
+    return render_units_layout(result, *args, **options)[0]
 
 
 def tile_figure(
@@ -279,30 +275,30 @@ def image_tile(img: np.ndarray, size: int) -> np.ndarray:
     return fit_tile(a, size)
 
 
-def compare_figure(out: dict[str, Any], class_names: tuple[str, ...], size: int = 96) -> np.ndarray:
+def compare_figure(out: CompareOutput, class_names: tuple[str, ...], size: int = 96) -> np.ndarray:
     """Images of the two classes (rows) with their maps of the most separating units, side by side."""
-    ex = out["examples"]
-    sep = out["separation"]
+    ex = out.examples
+    sep = out.separation
     tiles: list[np.ndarray] = []
     titles: list[str] = []
-    n = ex["ids"].shape[1]
-    chans = ex["channels"]
-    maps = ex["maps"]
-    valid = ex["ids"] >= 0
+    n = ex.ids.shape[1]
+    chans = ex.channels
+    maps = ex.maps
+    valid = ex.ids >= 0
     # one colour scale per unit, shared by both classes so their maps compare fairly
     scales = []
     for ci in range(len(chans)):
         vals = maps[:, :, ci][valid]
         scales.append((float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0))
     d_of = {int(c): float(d) for c, d in zip(sep.channels, sep.d)}
-    for row, cls in enumerate(ex["classes"]):
+    for row, cls in enumerate(ex.classes):
         for col in range(n):
-            i = int(ex["ids"][row, col])
+            i = int(ex.ids[row, col])
             if i < 0:
                 tiles.append(np.full((size, size, 3), 255, np.uint8))
                 titles.append("")
                 continue
-            tiles.append(image_tile(ex["images"][row, col], size))
+            tiles.append(image_tile(ex.images[row, col], size))
             titles.append(f"{class_names[cls]} #{i}")
             for ci, c in enumerate(chans):
                 tiles.append(map_tile(maps[row, col, ci], size, *scales[ci]))
@@ -312,11 +308,11 @@ def compare_figure(out: dict[str, Any], class_names: tuple[str, ...], size: int 
     return tile_figure(tiles, titles, cols=n * (1 + len(chans)))[0]
 
 
-def maps_figure(out: dict[str, Any], size: int = 128) -> np.ndarray:
+def maps_figure(out: StrongestMaps, size: int = 128) -> np.ndarray:
     """Each image beside the map of the channel that fired most for it."""
     tiles: list[np.ndarray] = []
     titles: list[str] = []
-    for i, img, sm in zip(out["ids"], out["images"], out["maps"]):
+    for i, img, sm in zip(out.ids, out.images, out.maps):
         tiles.append(image_tile(img, size))
         titles.append(f"#{i}")
         tiles.append(map_tile(sm.map, size))

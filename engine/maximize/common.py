@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import Cancelled, EngineError
+from engine.jobs import CancelToken
 
 STEPS_ENV = "CONVSCOPE_MAX_STEPS"
 
@@ -33,34 +33,14 @@ class Step:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Control:
-    """Live controls of a running loop, safe to change from another thread.
-
-    lr_scale multiplies the step size from the next step on; pause()/resume() hold the
-    loop between steps (it keeps checking its CancelToken while paused).
-    """
+class Control(CancelToken):
+    """Live controls of a loop run outside a job (scripts, tests): pause()/resume() hold it between
+    steps and lr_scale multiplies the step size from the next step on. A job's own CancelToken
+    is its control (the engine passes control=token), so this only adds the starting lr_scale."""
 
     def __init__(self, lr_scale: float = 1.0) -> None:
+        super().__init__()
         self.lr_scale = float(lr_scale)
-        self._running = threading.Event()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def wait(self, token: Any = None, poll: float = 0.05) -> None:
-        """Block while paused; raise Cancelled if the token is cancelled meanwhile."""
-        while not self._running.is_set():
-            if token is not None and token.cancelled:
-                raise Cancelled()
-            self._running.wait(poll)
 
 
 def capped_steps(steps: int) -> int:

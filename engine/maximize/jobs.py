@@ -1,31 +1,32 @@
 """Job kinds "maximize", "dream" and "unit_activity" for engine.jobs (the GUI's engine thread and scripts).
 
-Params of "maximize": objective (required), and the keyword arguments of
-engine.maximize.run.maximize: steps, size, init, seed, transforms, regularizers, optimizer,
-lr, param, every, image, schedule, squash, decorrelate, init_scales, fps, pre_activation
-(default True: units before their fused activation), stop_silent; "model" (a spec)
-picks a model other than the current one; "control" may hold an engine.maximize.Control
-for pause/resume and live step-size changes.
+Their params and results are the frozen dataclasses of engine.maximize.contract:
 
-"chunk" (an int) runs a big batch (e.g. "conv3:*") as consecutive batches of that many images;
-its Frames then carry info["offset"] and info["count"].
+"maximize" takes MaximizeParams: objective (required; an objective object of
+engine.maximize.objective_terms, a string of the grammar, or a list of them) and the keyword
+arguments of engine.maximize.run.maximize, passed through by the dataclass's fields; "model" (a
+spec) picks a model other than the current one. The job's CancelToken is the run's live control
+(pause/resume and lr_scale, changed by EngineClient.pause / set_lr_scale). "chunk" (an int) runs
+a big batch (e.g. every channel of a layer) as consecutive batches of that many images; its
+Frames then carry info["offset"] and info["count"].
 
-Params of "dream": image and layers (required), octaves, octave_scale, steps, lr, every,
-seed, size, fps, model, control.
+"dream" takes DreamParams: image and layers (required), and the keyword arguments of
+engine.maximize.deepdream.dream.
 
-Both stream Frame(step, images (B, H, W, C) float32 in [0, 1], info={"loss", "losses",
-"total", ...}) and Progress(step, total, loss) events, and finish with a dict: "images" (the
-final images), "losses" (the loss curve), "frames" (a bounded list of (step, uint8 images)
-for GIF export), "settings", and the run's extras (predictions/report for class runs,
-changed_boxes/receptive_fields for neurons, analytic for first-layer units; "rose", "silent"
-and, when some image was silent from its start, "message" (and "stopped": "silent" when the
-run ended early because every image was).
+Both stream Frame(step, images (B, H, W, C) float32 in [0, 1], info=StepInfo (loss, losses,
+total, offset/count of chunked runs, probability, octave)) and Progress(step, total, loss) events, and finish with a MaximizeOutput or a
+DreamOutput: the final images, the loss curve, a bounded tuple of (step, uint8 images) frames
+for GIF export, the settings, and the run's extras (predictions/report for class runs,
+changed_boxes/crops/receptive_fields for neurons, analytic for first-layer units; rose, silent
+and, when some image was silent from its start, message (and stopped="silent" when the run
+ended early because every image was)).
 
-"unit_activity" (layer, images="samples" | "natural" | a source spec, n, batch) measures each
-unit's post-activation mean and max over images (engine.maximize.units) and returns a UnitActivity.
-With "start" (a start kind such as "noise", with "seed" and "pre_activation" as a maximization
-would get them) and a run that would read the layer after its activation, it also measures each
-unit on that start image, so the unit picked first is not silent there.
+"unit_activity" takes UnitActivityParams (layer, images="samples" | "natural" | a source spec,
+n, batch), measures each unit's post-activation mean and max over images
+(engine.maximize.units) and returns a UnitActivity. With start (a start kind such as "noise",
+with seed and pre_activation as a maximization would get them) and a run that would read the
+layer after its activation, it also measures each unit on that start image, so the unit
+picked first is not silent there.
 """
 
 from __future__ import annotations
@@ -38,31 +39,16 @@ import numpy as np
 from engine.common import unit_to_uint8
 from engine.errors import EngineError
 from engine.jobs import CancelToken, Frame, Progress, handler
+from engine.maximize.contract import (
+    DreamOutput,
+    DreamParams,
+    MaximizeOutput,
+    MaximizeParams,
+    StepInfo,
+    UnitActivityParams,
+)
 
 FRAME_BUDGET = 48 * 1024 * 1024  # bytes of uint8 frames kept for GIF export
-
-_MAXIMIZE_KEYS = (
-    "steps",
-    "size",
-    "init",
-    "seed",
-    "transforms",
-    "regularizers",
-    "optimizer",
-    "lr",
-    "param",
-    "every",
-    "image",
-    "schedule",
-    "squash",
-    "decorrelate",
-    "init_scales",
-    "fps",
-    "control",
-    "pre_activation",
-    "stop_silent",
-)
-_DREAM_KEYS = ("octaves", "octave_scale", "steps", "lr", "every", "seed", "size", "fps", "control")
 
 
 class FrameRecorder:
@@ -88,10 +74,10 @@ class FrameRecorder:
             self.stride *= 2
 
 
-def _model(params: Mapping[str, Any]) -> Any:
+def _model(p: MaximizeParams | DreamParams | UnitActivityParams) -> Any:
     from engine.job_handlers import current_model
 
-    return current_model(params)
+    return current_model({"model": p.model, "trust": p.trust, "scaling": p.scaling})
 
 
 def _stream(steps: Iterator[Any], token: CancelToken) -> Iterator[Any]:
@@ -101,54 +87,53 @@ def _stream(steps: Iterator[Any], token: CancelToken) -> Iterator[Any]:
     for step in steps:
         last = step
         recorder.add(step.step, step.images, force=step.step in (0, step.total))
-        info = {"loss": step.loss, "losses": step.losses, "total": step.total, **dict(step.info)}
-        yield Frame(0, step.step, step.images, info)
+        yield Frame(0, step.step, step.images, StepInfo.of(step))
         yield Progress(0, step.step, step.total, None if step.loss != step.loss else float(step.loss))
         token.raise_if_cancelled()
     return last, recorder
 
 
-def _result(last: Any, recorder: FrameRecorder, spec: str) -> dict[str, Any]:
+def _result(output: type[Any], last: Any, recorder: FrameRecorder, spec: str, **settings: Any) -> Any:
+    """The typed result (MaximizeOutput or DreamOutput) from the last Step's info."""
     if last is None:
         raise EngineError("the run produced no steps")
     info = dict(last.info)
-    settings = dict(info.pop("settings", {}))
-    settings["model"] = spec
-    return {
-        "images": last.images,
-        "losses": list(info.pop("curve", ())),
-        "frames": recorder.frames,
-        "settings": settings,
-        "loss": last.loss,
+    return output.of(
+        images=last.images,
+        losses=info.pop("curve", ()),
+        frames=recorder.frames,
+        settings={**dict(info.pop("settings", {})), "model": spec, **settings},
+        loss=last.loss,
         **info,
-    }
+    )
 
 
 @handler("maximize")
-def maximize_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
-    """Run engine.maximize with the request's params, streaming frames; returns the result dict."""
+def maximize_job(params: Mapping[str, Any] | MaximizeParams, token: CancelToken) -> Iterator[Any]:
+    """Run engine.maximize with the request's MaximizeParams, streaming frames; returns a MaximizeOutput."""
     from engine.maximize.run import maximize
 
-    if not params.get("objective"):
+    p = MaximizeParams.parse(params)
+    if p.objective is None or (isinstance(p.objective, str | list | tuple) and not p.objective):
         raise EngineError("no objective: pick a layer and a channel, e.g. conv3:5")
-    h = _model(params)
-    kwargs = {k: params[k] for k in _MAXIMIZE_KEYS if params.get(k) is not None}
-    if isinstance(kwargs.get("image"), str | bytes) or hasattr(kwargs.get("image"), "__fspath__"):
+    h = _model(p)
+    kwargs = p.run_kwargs()
+    image = kwargs["image"]
+    if isinstance(image, str | bytes) or hasattr(image, "__fspath__"):
         from engine.images import load_image
 
-        kwargs["image"] = load_image(kwargs["image"])
-    objective = params["objective"]
-    objective = list(objective) if isinstance(objective, list | tuple) else objective
-    chunk = int(params.get("chunk") or 0)
+        kwargs["image"] = load_image(image)
+    objective = list(p.objective) if isinstance(p.objective, list | tuple) else p.objective
+    chunk = int(p.chunk or 0)
     if chunk > 0:
         from engine.maximize.objectives import parse_objective
 
         texts = list(parse_objective(objective, h).texts)
         if len(texts) > chunk:
             return (yield from _chunked(h, texts, chunk, kwargs, token))
-    steps = maximize(h, objective, token=token, **kwargs)
+    steps = maximize(h, objective, token=token, control=token, **kwargs)
     last, recorder = yield from _stream(steps, token)
-    return _result(last, recorder, h.spec)
+    return _result(MaximizeOutput, last, recorder, h.spec)
 
 
 _CONCAT = (
@@ -161,6 +146,7 @@ _CONCAT = (
     "changed_boxes",
     "receptive_fields",
     "rose",
+    "crops",
 )
 
 
@@ -187,18 +173,10 @@ def _chunked(
     for k, part in enumerate(parts):
         offset = k * chunk
         last = None
-        for step in maximize(h, part, token=token, **kwargs):
+        for step in maximize(h, part, token=token, control=token, **kwargs):
             last = step
             total = step.total * len(parts)
-            info = {
-                "loss": step.loss,
-                "losses": step.losses,
-                "total": step.total,
-                "offset": offset,
-                "count": n,
-                **dict(step.info),
-            }
-            yield Frame(0, k * step.total + step.step, step.images, info)
+            yield Frame(0, k * step.total + step.step, step.images, StepInfo.of(step, offset, n))
             yield Progress(0, k * step.total + step.step, total, float(step.loss))
             token.raise_if_cancelled()
         assert last is not None
@@ -227,62 +205,61 @@ def _chunked(
         merged["message"] = silent_message(
             texts,
             mask,
-            kwargs.get("init", "noise"),
+            kwargs["init"],
             bool(settings.get("pre_activation", True)),  # as resolved by maximize (auto may read after)
             min(SILENT_STEPS, int(settings.get("steps", SILENT_STEPS))),
             len(silent) == n,
         )
-    merged["silent"] = silent
-    return {
-        "images": np.concatenate(finals),
-        "losses": [float(np.mean(v)) for v in zip(*curves)],
-        "curves": curves,
-        "frames": recorder.frames,
-        "settings": settings,
+    return MaximizeOutput.of(
+        images=np.concatenate(finals),
+        losses=[float(np.mean(v)) for v in zip(*curves)],
+        curves=tuple(tuple(c) for c in curves),
+        frames=recorder.frames,
+        settings=settings,
+        silent=silent,
         **merged,
-    }
+    )
 
 
 @handler("dream")
-def dream_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
-    """Run engine.dream on params['image'] with params['layers'], streaming frames; returns the result dict."""
+def dream_job(params: Mapping[str, Any] | DreamParams, token: CancelToken) -> Iterator[Any]:
+    """Run engine.dream on the DreamParams' image with its layers, streaming frames; returns a DreamOutput."""
     from engine.images import load_image
     from engine.maximize.deepdream import dream
 
-    if params.get("image") is None:
+    p = DreamParams.parse(params)
+    if p.image is None:
         raise EngineError("no image selected to dream on")
-    if not params.get("layers"):
+    if not p.layers:
         raise EngineError("no layers to dream with: pick one or more layers")
-    h = _model(params)
-    kwargs = {k: params[k] for k in _DREAM_KEYS if params.get(k) is not None}
-    layers = params["layers"]
-    if isinstance(layers, tuple):
-        layers = list(layers)
-    steps = dream(h, load_image(params["image"]), layers, token=token, **kwargs)
+    h = _model(p)
+    layers = list(p.layers) if isinstance(p.layers, tuple) else p.layers
+    steps = dream(h, load_image(p.image), layers, token=token, control=token, **p.run_kwargs())
     last, recorder = yield from _stream(steps, token)
-    result = _result(last, recorder, h.spec)
-    result["settings"]["image"] = params["image"] if isinstance(params["image"], str) else "array"
-    return result
+    return _result(
+        DreamOutput, last, recorder, h.spec, image=p.image if isinstance(p.image, str) else "array"
+    )
 
 
 @handler("unit_activity")
-def unit_activity_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Any]:
-    """Per-unit mean/max activation of params['layer'] (engine.maximize.units.unit_activity).
+def unit_activity_job(params: Mapping[str, Any] | UnitActivityParams, token: CancelToken) -> Iterator[Any]:
+    """Per-unit mean/max activation of the params' layer (engine.maximize.units.unit_activity).
 
-    params["images"]: "samples" (default: the sample images that fit the model), "natural"
-    (params["n"] images, default 1000, of a built-in model's own data; the fitting samples for
-    other models) or a dataset source spec. Streams Progress(images done, total) and stops
-    between batches when cancelled; returns a UnitActivity whose source says what was scanned.
+    images: "samples" (the sample images that fit the model), "natural" (n images of a built-in
+    model's own data; the fitting samples for other models) or a dataset source spec. Streams
+    Progress(images done, total) and stops between batches when cancelled; returns a
+    UnitActivity whose source says what was scanned.
     """
     from engine.maximize.run import read_before_activation
     from engine.maximize.units import iter_unit_activity, natural_source, sample_batch
 
-    if not params.get("layer"):
+    p = UnitActivityParams.parse(params)
+    if not p.layer:
         raise EngineError("no layer: select one in the tree")
-    h = _model(params)
-    which = str(params.get("images") or "samples")
+    h = _model(p)
+    which = str(p.images or "samples")
     if which == "natural":
-        spec = natural_source(h, int(params.get("n") or 1000))
+        spec = natural_source(h, int(p.n))
         which = spec if spec is not None else "samples"
     images: Any
     if which == "samples":
@@ -292,7 +269,7 @@ def unit_activity_job(params: Mapping[str, Any], token: CancelToken) -> Iterator
         from engine.dataset.sources import open_source
 
         images, source, total = which, which, len(open_source(which))
-    gen = iter_unit_activity(h, str(params["layer"]), images, int(params.get("batch") or 64), source)
+    gen = iter_unit_activity(h, str(p.layer), images, int(p.batch), source)
     while True:
         token.raise_if_cancelled()
         try:
@@ -301,13 +278,12 @@ def unit_activity_job(params: Mapping[str, Any], token: CancelToken) -> Iterator
             activity = stop.value
             break
         yield Progress(0, done, total, None, f"scanned {done} of {total} images")
-    start = params.get("start")
-    if start and not read_before_activation(h, [activity.layer], params.get("pre_activation")):
+    if p.start and not read_before_activation(h, [activity.layer], p.pre_activation):
         from dataclasses import replace
 
         from engine.maximize.params import start_image
         from engine.maximize.units import start_response
 
-        image = start_image(str(start), tuple(int(s) for s in h.input_shape), int(params.get("seed") or 0))
+        image = start_image(str(p.start), tuple(int(s) for s in h.input_shape), int(p.seed))
         activity = replace(activity, start=start_response(h, activity.layer, image))
     return activity

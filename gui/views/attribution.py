@@ -13,9 +13,13 @@ meaningful) until the user picks a layer, either in the layer tree (a click, not
 window's automatic selection at start-up: AppState.layer_by_user) or in the tab's own
 "Layer" field, which lists the layers with spatial extent and names the one in use.
 
-Pictures come from engine.attribution.figures, the functions `python main.py export cam`
-uses, rendered off the main thread (newest wins). The maps come from the "cam" and
-"saliency" jobs; this module never imports TensorFlow.
+The maps come from the "cam" and "saliency" jobs, asked with CamParams / SaliencyParams and
+answered with a CamOutput / SaliencyOutput (engine.attribution.contract; every default,
+SmoothGrad's samples and Integrated Gradients' steps included, is declared there), the
+scores from "metrics" (MetricsParams -> MetricsOutput). The widgets are built in
+attribution_panel.py; the pictures (engine.attribution.figures, the functions `python main.py
+export cam` uses, rendered off the main thread, newest wins), the hover geometry and the
+export sidecar are in attribution_draw.py. This module never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -23,79 +27,38 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (
-    QComboBox,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSlider,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QWidget
 
-from engine.attribution import figures
-from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
-from engine.attribution.projection import DEFAULT_MAPPING
+from engine.attribution.contract import (
+    CamOutput,
+    CamParams,
+    MetricsOutput,
+    MetricsParams,
+    SaliencyOutput,
+    SaliencyParams,
+)
+from engine.attribution.metrics import DEFAULT_BASELINE
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Progress
 from gui import settings as cfg
+from gui.views import attribution_draw as draw
+from gui.views.attribution_panel import (
+    CAM_METHODS,
+    MAPPINGS,
+    SALIENCY_METHODS,
+    STYLES,
+    AttributionPanel,
+)
 from gui.views.base import View
-from gui.widgets.fields import ClippedLabel
-from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
 
-CAM_METHODS = (
-    ("Grad-CAM", "gradcam"),
-    ("Grad-CAM++", "gradcam++"),
-    ("Layer-CAM", "layercam"),
-    ("Score-CAM", "scorecam"),
-    ("Eigen-CAM", "eigencam"),
-)
-SALIENCY_METHODS = (
-    ("Saliency: gradient", "gradient"),
-    ("Saliency: SmoothGrad", "smoothgrad"),
-    ("Saliency: Integrated Gradients", "integrated"),
-    ("Saliency: gradient × input", "grad_x_input"),
-)
-MAPPINGS = (
-    ("Receptive field (roi)", "roi"),
-    ("Gaussian field", "gaussian"),
-    ("Field centres", "center"),
-    ("Plain resize (bilinear)", "bilinear"),
-)
-STYLES = (("ReLU map", "relu"), ("Signed (blue–grey–red)", "signed"))
-BASELINE_TIPS = {
-    "blur": "a strong blur of the photo",
-    "mean": "the photo's mean colour",
-    "black": "black",
-    "noise": "seeded random noise",
-}
-TOP_K = 5
-SCORE_STEPS = 24
+__all__ = ["CAM_METHODS", "MAPPINGS", "SALIENCY_METHODS", "SCORE_STEPS", "STYLES", "AttributionView"]
+
+SCORE_STEPS = 24  # deletion/insertion steps of "Score this map": a quicker curve than the engine's 32
 
 
-def _render(photo: np.ndarray, heats: list[np.ndarray], cams: list[np.ndarray] | None, look: dict) -> tuple:
-    """(overlay image, coarse image or None, cell size in px) for the panes; pure NumPy."""
-    style, cmap, alpha = look["style"], look["cmap"], look["alpha"]
-    if len(heats) > 1:
-        main = figures.compare_overlays(photo, heats, style, cmap, alpha)
-    else:
-        main = figures.overlay(photo, heats[0], style, cmap, alpha)
-    coarse, cell = None, 0
-    if cams:
-        h = max(c.shape[0] for c in cams)
-        cell = int(np.clip(256 // max(h, 1), 2, 32))
-        scale = figures.map_scale(cams, style == "signed")
-        panels = [figures.coarse_image(c, cell, style, cmap, grid=True, scale=scale) for c in cams]
-        coarse = panels[0] if len(panels) == 1 else figures.side_by_side(panels)
-    return main, coarse, cell
-
-
-class AttributionView(View):
+class AttributionView(AttributionPanel, View):
     """CAM and saliency maps of the current image, with target, method, mapping and look controls."""
 
     title = "Attribution"
@@ -103,152 +66,11 @@ class AttributionView(View):
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.target_box = QComboBox()
-        self.target_box.setToolTip("The class to explain (filled with the top predictions)")
-        self.compare_box = QComboBox()
-        self.compare_box.setToolTip("A second class shown beside the first on one shared scale")
-        self.method_box = QComboBox()
-        for label, key in CAM_METHODS:
-            self.method_box.addItem(label, ("cam", key))
-        self.method_box.insertSeparator(len(CAM_METHODS))
-        for label, key in SALIENCY_METHODS:
-            self.method_box.addItem(label, ("saliency", key))
-        self.mapping_box = QComboBox()
-        for label, key in MAPPINGS:
-            self.mapping_box.addItem(label, key)
-        self.mapping_box.setCurrentIndex(self.mapping_box.findData(DEFAULT_MAPPING))
-        self.mapping_box.setToolTip(
-            "How each cell of the coarse map is laid onto the photo: over its exact receptive field (roi), "
-            "with a Gaussian weight, interpolated between true field centres, or a plain resize"
-        )
-        self.style_box = QComboBox()
-        for label, key in STYLES:
-            self.style_box.addItem(label, key)
-        self.cmap_box = QComboBox()
-        self.cmap_box.addItems(list(figures.CMAPS))
-        self.cmap_box.setCurrentText("viridis" if "viridis" in figures.CMAPS else figures.CMAPS[0])
-        self.alpha = QSlider(Qt.Orientation.Horizontal)
-        self.alpha.setRange(0, 100)
-        self.alpha.setValue(50)
-        self.alpha.setToolTip("Opacity of the map over the photo")
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip(
-            "The layer whose map is shown. auto: the last layer with spatial extent (the engine's default) "
-            "until you pick a layer here or in the layer tree"
-        )
-        self.baseline_box = QComboBox()
-        for key in BASELINES:
-            self.baseline_box.addItem(key, key)
-            self.baseline_box.setItemData(
-                self.baseline_box.count() - 1,
-                f"deleted pixels become {BASELINE_TIPS.get(key, key)}; insertion starts from it",
-                Qt.ItemDataRole.ToolTipRole,
-            )
-        self.baseline_box.setCurrentIndex(self.baseline_box.findData(DEFAULT_BASELINE))
-        self.baseline_box.setToolTip(
-            "What the scores replace deleted pixels by and insert pixels into: a strong blur of the photo "
-            "(default), its mean colour, black, or noise"
-        )
-        for box in (
-            self.target_box,
-            self.compare_box,
-            self.method_box,
-            self.mapping_box,
-            self.layer_box,
-            self.style_box,
-            self.cmap_box,
-        ):
-            box.setMinimumWidth(64)
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(8)
-        self.layer_box.setMinimumContentsLength(12)
-        # two rows of label + field pairs: what to explain, then how it looks (fits a 1280 px window)
-        bar = QGridLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-        bar.setHorizontalSpacing(6)
-        bar.setVerticalSpacing(2)
-        rows = (
-            (
-                ("Target", self.target_box),
-                ("vs", self.compare_box),
-                ("Method", self.method_box),
-                ("Mapping", self.mapping_box),
-            ),
-            (
-                ("Layer", self.layer_box),
-                ("Look", self.style_box),
-                ("Colormap", self.cmap_box),
-                ("Opacity", self.alpha),
-            ),
-        )
-        for r, row in enumerate(rows):
-            for c, (text, widget) in enumerate(row):
-                bar.addWidget(QLabel(text), r, 2 * c, Qt.AlignmentFlag.AlignRight)
-                bar.addWidget(widget, r, 2 * c + 1)
-        for c in range(4):
-            bar.setColumnStretch(2 * c + 1, 1)
-
-        self.photo_pane = ImagePane()
-        self.photo_pane.setToolTip("The map on the photo's own pixels")
-        self.coarse_pane = ImagePane(pan_zoom=False)
-        self.coarse_pane.setToolTip(
-            "The raw layer map, one square per cell: hover a cell to see its receptive field"
-        )
-        self.info = ClippedLabel("")
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.cell_label = QLabel("")
-        self.cell_label.setWordWrap(True)
-        self.score_button = QPushButton("Score this map")
-        self.score_button.setToolTip(
-            "Deletion and insertion curves of the current map (pixels removed/restored in map order)"
-        )
-        self.score_label = QLabel("")
-        self.score_label.setWordWrap(True)
-        self.curves = pg.PlotWidget()
-        self.curves.setMenuEnabled(False)
-        self.curves.setMouseEnabled(False, False)
-        self.curves.hideButtons()
-        self.curves.setMinimumHeight(110)
-        self.curves.setLabel("bottom", "fraction of pixels changed")
-        self.curves.setLabel("left", "probability")
-        self.curves.setYRange(0, 1)
-        self.curves.addLegend(offset=(-4, 4))
-        self.deletion_curve = self.curves.plot([], [], pen=pg.mkPen("#d9534f", width=2), name="deletion")
-        self.insertion_curve = self.curves.plot([], [], pen=pg.mkPen("#4a90d9", width=2), name="insertion")
-
-        side = QWidget()
-        side.setMinimumWidth(160)
-        sl = QVBoxLayout(side)
-        sl.setContentsMargins(2, 2, 2, 2)
-        sl.addWidget(QLabel("<b>Coarse map</b> (hover a cell)"))
-        sl.addWidget(self.coarse_pane, 3)
-        sl.addWidget(self.cell_label)
-        sl.addWidget(self.score_button)
-        baseline_row = QHBoxLayout()
-        baseline_row.addWidget(QLabel("Baseline"))
-        baseline_row.addWidget(self.baseline_box, 1)
-        sl.addLayout(baseline_row)
-        sl.addWidget(self.score_label)
-        sl.addWidget(self.curves, 2)
-        self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.addWidget(self.photo_pane)
-        self.split.addWidget(side)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 1)
-        self.split.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.split, 1)
-        layout.addWidget(self.info)
-
-        self.result: dict[str, Any] | None = None  # the last cam/saliency job result
-        self.kind: str = "cam"  # what self.result holds: "cam" or "saliency"
-        self._pending_kind: str = "cam"  # what the job in flight computes
+        self._build_panel()
+        self.result: CamOutput | SaliencyOutput | None = None  # the last cam/saliency job's answer
         self.rendered: tuple | None = None  # (overlay, coarse, cell)
         self.rendered_look: dict[str, Any] = {}
-        self.scores: dict[str, Any] | None = None
-        self._filling = False
+        self.scores: MetricsOutput | None = None
         self._model_spec: str | None = None
         # which layer the tab uses: "follow" the tree once the user has picked there (else the
         # engine's default), "auto" (the default, chosen in the field) or "field" (self._field_layer)
@@ -259,7 +81,7 @@ class AttributionView(View):
         self.renderer = RenderWorker(self)
         self.renderer.done.connect(self._on_rendered)
         self.renderer.failed.connect(lambda message: self.photo_pane.clear_image(message.splitlines()[0]))
-        self._fill_targets([])
+        self._fill_targets()
         for box in (self.target_box, self.compare_box, self.method_box, self.mapping_box):
             box.currentIndexChanged.connect(self._request_changed)
         for box in (self.style_box, self.cmap_box):
@@ -279,57 +101,12 @@ class AttributionView(View):
         self._fill_layer_field()
         self._update_enabled()
 
-    # ----- choices -----------------------------------------------------------------
     @property
-    def method(self) -> tuple[str, str]:
-        """("cam" | "saliency", method name)."""
-        return tuple(self.method_box.currentData())
+    def kind(self) -> str:
+        """What the shown map is: "cam" or "saliency"."""
+        return self.result.kind if self.result is not None else "cam"
 
-    def set_method(self, name: str) -> None:
-        for i in range(self.method_box.count()):
-            data = self.method_box.itemData(i)
-            if data and data[1] == name:
-                self.method_box.setCurrentIndex(i)
-                return
-        raise EngineError(f"unknown attribution method {name!r}")
-
-    @property
-    def mapping(self) -> str:
-        return str(self.mapping_box.currentData())
-
-    def set_mapping(self, name: str) -> None:
-        index = self.mapping_box.findData(name)
-        if index < 0:
-            raise EngineError(f"unknown mapping {name!r}")
-        self.mapping_box.setCurrentIndex(index)
-
-    def look(self) -> dict[str, Any]:
-        return {
-            "style": str(self.style_box.currentData()),
-            "cmap": self.cmap_box.currentText(),
-            "alpha": self.alpha.value() / 100.0,
-        }
-
-    def set_target(self, index: int | None, compare: int | None = None) -> None:
-        """Choose the target (None: top-1) and the compared target (None: none)."""
-        for box, value in ((self.target_box, index), (self.compare_box, compare)):
-            i = box.findData(value)
-            if i < 0 and value is not None:
-                box.addItem(self.state.class_name(int(value)), int(value))
-                i = box.count() - 1
-            box.setCurrentIndex(max(i, 0))
-
-    @property
-    def baseline(self) -> str:
-        """The deletion/insertion baseline: blur | mean | black | noise."""
-        return str(self.baseline_box.currentData())
-
-    def set_baseline(self, name: str) -> None:
-        index = self.baseline_box.findData(name)
-        if index < 0:
-            raise EngineError(f"unknown baseline {name!r}; choose from: {', '.join(BASELINES)}")
-        self.baseline_box.setCurrentIndex(index)
-
+    # ----- the layer ------------------------------------------------------------------
     def _tree_layer(self) -> str | None:
         """The tree's layer when the user picked it and it has spatial extent, else None."""
         if not self.state.layer_by_user:
@@ -375,7 +152,7 @@ class AttributionView(View):
         self._show_layer_field()
         if self.layer_for_cam() != self._layer_in_use:
             self.invalidate()
-        elif self.kind == "cam":
+        elif isinstance(self.result, CamOutput):
             self._describe()  # the same map; the note on why this layer may have changed
 
     def _fill_layer_field(self) -> None:
@@ -399,36 +176,6 @@ class AttributionView(View):
         finally:
             self.layer_box.blockSignals(blocked)
 
-    def _fill_targets(self, predictions: list[tuple[int, str, float]]) -> None:
-        """Targets: top-1, the top predictions with their probabilities, then every class of small models."""
-        self._filling = True
-        try:
-            keep = (self.target_box.currentData(), self.compare_box.currentData())
-            names = (self.state.model or {}).get("class_names") or []
-            n = int((self.state.model or {}).get("num_classes") or len(names))
-            for box, first in ((self.target_box, "top-1"), (self.compare_box, "—")):
-                box.clear()
-                box.addItem(first, None)
-                seen = set()
-                for index, name, p in predictions:
-                    box.addItem(f"{name}  {100 * p:.1f}%", int(index))
-                    seen.add(int(index))
-                if 0 < n <= 32:
-                    for index in range(n):
-                        if index not in seen:
-                            box.addItem(self.state.class_name(index), index)
-            for box, value in zip((self.target_box, self.compare_box), keep):
-                i = box.findData(value)
-                box.setCurrentIndex(max(i, 0))
-        finally:
-            self._filling = False
-
-    def _update_enabled(self) -> None:
-        is_cam = self.method[0] == "cam"
-        self.mapping_box.setEnabled(is_cam)
-        self.compare_box.setEnabled(is_cam)
-        self.coarse_pane.setEnabled(is_cam)
-
     def _request_changed(self) -> None:
         if self._filling:
             return
@@ -440,61 +187,55 @@ class AttributionView(View):
         self._render()
 
     # ----- requests -----------------------------------------------------------------
+    def job_params(self) -> CamParams | SaliencyParams:
+        """The request for the map the fields ask for now (every other setting: its default)."""
+        kind, method = self.method
+        target = self.target_box.currentData()
+        if kind == "saliency":
+            return SaliencyParams(image=self.state.image, method=method, target=target)
+        return CamParams(
+            image=self.state.image,
+            method=method,
+            target=target,
+            layer=self.layer_for_cam(),
+            mapping=self.mapping,
+            compare=self.compare_box.currentData(),
+        )
+
     def refresh(self) -> None:
         state = self.state
         if state.model is None:
             self._clear(state.placeholder(self.client.is_ready))
             return
-        if state.model.get("spec") != self._model_spec:  # a new model: its own classes, top-1 again
-            self._model_spec = state.model.get("spec")
-            self._filling = True
-            self.target_box.clear()
-            self.compare_box.clear()
-            self._filling = False
-            self._fill_targets([])
+        if state.model_spec != self._model_spec:  # a new model: its own classes, top-1 again
+            self._model_spec = state.model_spec
+            self._clear_targets()
         if state.image is None:
             self._clear("no image: open one or pick a sample")
             return
-        kind, method = self.method
-        params: dict[str, Any] = {
-            "image": state.image,
-            "method": method,
-            "target": self.target_box.currentData(),
-        }
         self._layer_in_use = self.layer_for_cam()
         self._show_layer_field()
-        if kind == "cam":
-            params.update(
-                layer=self._layer_in_use,
-                mapping=self.mapping,
-                compare=self.compare_box.currentData(),
-                top_k=TOP_K,
-            )
-        else:
-            params.update(samples=16, steps=24)
+        params = self.job_params()
         self.cancel("metrics")
         self._scoring = False
-        self._pending_kind = kind
-        self.submit(kind, params)
-        self.info.setText(f"{method}: computing…")
+        self.submit(params)
+        self.info.setText(f"{params.method}: computing…")
 
     def score(self) -> None:
         """Run the deletion/insertion scores of the map shown now."""
-        heat = self._primary_heat()
-        if heat is None or self.state.image is None:
+        if self.result is None or self.state.image is None:
             return
-        target = self.result["result"].target if self.kind == "cam" else self.result.get("target")
         self.scores = None
         self._scoring = True
         self.score_label.setText("scoring…")
-        params = {
-            "image": self.state.image,
-            "heatmap": heat,
-            "target": target,
-            "steps": SCORE_STEPS,
-            "baseline": self.baseline,
-        }
-        self.submit("metrics", params, tag="metrics")
+        params = MetricsParams(
+            image=self.state.image,
+            heatmap=self.result.heatmap,
+            target=self.result.target,
+            steps=SCORE_STEPS,
+            baseline=self.baseline,
+        )
+        self.submit(params, tag="metrics")
 
     def _baseline_changed(self) -> None:
         """A new baseline: rescore the map if it has scores (or is being scored)."""
@@ -502,9 +243,8 @@ class AttributionView(View):
             self.score()
 
     def _primary_heat(self) -> np.ndarray | None:
-        if self.result is None:
-            return None
-        return self.result["result"].heatmap if self.kind == "cam" else self.result["map"]
+        """The map the scores rank: the target's, on the photo's grid (None before the first)."""
+        return None if self.result is None else self.result.heatmap
 
     def _clear(self, message: str) -> None:
         self.cancel()
@@ -538,10 +278,9 @@ class AttributionView(View):
             self._show_scores(event.result)
             return
         self.result = event.result
-        self.kind = self._pending_kind
         self._clear_scores()
-        if self.kind == "cam":
-            self._fill_targets(list(event.result["predictions"]))
+        if isinstance(self.result, CamOutput):
+            self._fill_targets(self.result.predictions)
         self._render()
         self._describe()
 
@@ -557,19 +296,18 @@ class AttributionView(View):
         self.info.setText("")
 
     def _describe(self) -> None:
-        if self.result is None:
+        out = self.result
+        if isinstance(out, SaliencyOutput):
+            m = out.map
+            self.info.setText(f"{out.method}: range {float(m.min()):.3g} … {float(m.max()):.3g}")
             return
-        if self.kind == "saliency":
-            m = self.result["map"]
-            self.info.setText(f"{self.result['method']}: range {float(m.min()):.3g} … {float(m.max()):.3g}")
+        if out is None:
             return
         parts = []
-        for res in (self.result["result"], self.result.get("compare")):
-            if res is None:
-                continue
+        for res in out.results:
             name = res.target_name or str(res.target)
             parts.append(f"<b>{name}</b>: logit {res.score:.3g}, p {100 * res.probability:.1f}%")
-        res = self.result["result"]
+        res = out.result
         rf = res.field
         where = res.layer
         if self.layer_for_cam() is None:  # the engine's default layer
@@ -584,9 +322,9 @@ class AttributionView(View):
             method += f" ({res.settings.get('precision', 'float32')})"
         self.info.setText(f"{method} on {where} · " + " · ".join(parts))
 
-    def _show_scores(self, out: dict[str, Any]) -> None:
+    def _show_scores(self, out: MetricsOutput) -> None:
         self.scores = out
-        d, i = out["deletion"], out["insertion"]
+        d, i = out.deletion, out.insertion
         self.deletion_curve.setData(np.asarray(d.fractions), np.asarray(d.scores))
         self.insertion_curve.setData(np.asarray(i.fractions), np.asarray(i.scores))
         self.score_label.setText(
@@ -595,23 +333,11 @@ class AttributionView(View):
         )
 
     # ----- rendering -----------------------------------------------------------------
-    def _inputs(self) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None] | None:
-        if self.result is None:
-            return None
-        photo = self.result["photo"]
-        style = self.look()["style"]
-        if self.kind == "saliency":
-            return photo, [self.result["map"]], None
-        results = [r for r in (self.result["result"], self.result.get("compare")) if r is not None]
-        heats = [r.heatmap_relu if style == "relu" else r.heatmap for r in results]
-        return photo, heats, [r.cam for r in results]
-
     def _render(self) -> None:
-        inputs = self._inputs()
-        if inputs is None:
+        if self.result is None:
             return
         look = self.look()
-        self.renderer.render(_render_job, *inputs, look, self.result)
+        self.renderer.render(draw.render_job, *draw.render_inputs(self.result, look), look, self.result)
 
     def _on_rendered(self, out: tuple) -> None:
         main, coarse, cell, look, source = out
@@ -632,88 +358,35 @@ class AttributionView(View):
     # ----- hover: a cell's receptive field ---------------------------------------------
     def _on_coarse_hovered(self, row: int, col: int) -> None:
         box = self.cell_box(row, col) if row >= 0 else None
-        if box is None:
+        if box is None or not isinstance(self.result, CamOutput) or self.rendered is None:
             self.photo_pane.hide_box()
             self.cell_label.setText("")
             return
         cell_rc, rect = box
         self.photo_pane.show_box(*rect)
-        res = self.result["result"]
-        other = self.result.get("compare")
-        if other is not None and self.rendered is not None:  # which panel: the value is that target's
-            hh, ww = res.cam.shape
-            hit = figures.panel_at(2, (hh * self.rendered[2], ww * self.rendered[2]), row, col)
-            res = other if hit is not None and hit[0] == 1 else res
-        value = float(res.cam[cell_rc])
-        context = " plus global context" if getattr(res.field, "global_context", False) else ""
-        self.cell_label.setText(
-            f"cell {cell_rc}: {value:.3g} · receptive field {rect[2] - rect[0]:.0f}×{rect[3] - rect[1]:.0f} "
-            f"px of the photo{context}"
-        )
+        self.cell_label.setText(draw.hover_text(self.result, self.rendered[2], row, col, cell_rc, rect))
 
     def cell_box(
         self, row: int, col: int
     ) -> tuple[tuple[int, int], tuple[float, float, float, float]] | None:
         """For a pixel of the coarse pane: the cell (i, j) and its field in photo pixels (top, left, bottom, right)."""
-        if self.result is None or self.kind != "cam" or self.rendered is None or not self.rendered[2]:
+        if self.rendered is None:
             return None
-        res = self.result["result"]
-        if res.field is None:
-            return None
-        cell = self.rendered[2]
-        hh, ww = res.cam.shape
-        if self.result.get("compare") is not None:  # two panels side by side
-            hit = figures.panel_at(2, (hh * cell, ww * cell), row, col)
-            if hit is None:
-                return None
-            _, row, col = hit
-        i, j = int(row // cell), int(col // cell)
-        if not (0 <= i < hh and 0 <= j < ww):
-            return None
-        mh, mw = res.model_shape
-        top, left, bottom, right = res.field.box_clipped(i, j, (mh, mw))
-        if bottom <= top or right <= left:
-            return None
-        photo = self.result["photo"]
-        sy, sx = photo.shape[0] / mh, photo.shape[1] / mw
-        # on the photo pane: the first panel, which sits GAP px in when two are shown
-        pad = figures.GAP if self.result.get("compare") is not None else 0
-        return (i, j), (top * sy + pad, left * sx + pad, bottom * sy + pad, right * sx + pad)
+        return draw.cell_box(self.result, self.rendered[2], row, col)
 
     # ----- export and settings ---------------------------------------------------------
     def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
-        inputs = self._inputs()
-        if inputs is None:
+        if self.result is None:
             raise EngineError("no attribution map to export yet")
         look = self.look()
-        main, _, _ = _render(*inputs, look)
+        main, _, _ = draw.render(*draw.render_inputs(self.result, look), look)
         meta: dict[str, Any] = {
             **self.base_settings(),
             "view": "attribution",
-            "kind": self.kind,
             "method": self.method[1],
             **look,
+            **draw.export_settings(self.result, self.scores),
         }
-        if self.kind == "cam":
-            res = self.result["result"]
-            others = [r for r in (res, self.result.get("compare")) if r is not None]
-            meta.update(
-                layer=res.layer,
-                mapping=res.mapping,
-                **({"precision": res.settings.get("precision")} if res.method == "scorecam" else {}),
-                targets=[
-                    {"index": r.target, "name": r.target_name, "logit": r.score, "probability": r.probability}
-                    for r in others
-                ],
-            )
-        else:
-            meta.update(target=self.result.get("target"), layer=self.result.get("layer"))
-        if self.scores is not None:
-            meta["scores"] = {
-                "deletion_auc": self.scores["deletion"].auc,
-                "insertion_auc": self.scores["insertion"].auc,
-                "baseline": self.scores["deletion"].baseline,
-            }
         return main, meta
 
     def save_settings(self, s: QSettings) -> None:
@@ -740,8 +413,3 @@ class AttributionView(View):
         baseline = self.baseline_box.findData(cfg.read(s, "baseline", DEFAULT_BASELINE, str))
         if baseline >= 0:
             self.baseline_box.setCurrentIndex(baseline)
-
-
-def _render_job(photo, heats, cams, look, source) -> tuple:
-    main, coarse, cell = _render(photo, heats, cams, look)
-    return main, coarse, cell, look, source

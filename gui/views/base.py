@@ -16,7 +16,7 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QWidget
 
 from engine.errors import EngineError
-from engine.jobs import Failed, Finished, Frame, Progress, Request
+from engine.jobs import Event, Failed, Finished, Frame, JobParams, Progress
 from gui.engine_thread import EngineClient
 from gui.state import AppState
 
@@ -35,10 +35,8 @@ class View(QWidget):
         self.jobs: dict[str, int] = {}
         self.active = False
         self._dirty = True
-        client.finished.connect(self._on_finished)
-        client.failed.connect(self._on_failed)
-        client.frame.connect(self._on_frame)
-        client.progress.connect(self._on_progress)
+        for signal in (client.finished, client.failed, client.frame, client.progress):
+            signal.connect(self._on_event)
         state.model_changed.connect(self.invalidate)
         state.layer_changed.connect(self.invalidate)
         state.image_changed.connect(self.invalidate)
@@ -68,9 +66,9 @@ class View(QWidget):
         self.refresh()
 
     # ----- jobs -----------------------------------------------------------
-    def submit(self, kind: str, params: dict[str, Any], tag: str = "") -> int:
-        owner = f"{self.owner}:{tag}" if tag else self.owner
-        request = Request(kind, params, owner=owner)
+    def submit(self, params: JobParams, tag: str = "") -> int:
+        """Submit a typed job under this view's owner (and tag); returns its job id."""
+        request = params.request(f"{self.owner}:{tag}" if tag else self.owner)
         self.jobs[tag] = request.job_id
         return self.client.submit(request)
 
@@ -85,24 +83,18 @@ class View(QWidget):
                 return tag
         return None
 
-    def _on_finished(self, event: Finished) -> None:
+    def _on_event(self, event: Event) -> None:
+        """Hand an event of one of this view's current jobs to its job_* hook; drop the rest."""
         tag = self._tag_of(event.job_id)
-        if tag is not None:
+        if tag is None:
+            return
+        if isinstance(event, Finished):
             self.job_finished(tag, event)
-
-    def _on_failed(self, event: Failed) -> None:
-        tag = self._tag_of(event.job_id)
-        if tag is not None:
+        elif isinstance(event, Failed):
             self.job_failed(tag, event)
-
-    def _on_frame(self, event: Frame) -> None:
-        tag = self._tag_of(event.job_id)
-        if tag is not None:
+        elif isinstance(event, Frame):
             self.job_frame(tag, event)
-
-    def _on_progress(self, event: Progress) -> None:
-        tag = self._tag_of(event.job_id)
-        if tag is not None:
+        elif isinstance(event, Progress):
             self.job_progress(tag, event)
 
     def job_finished(self, tag: str, event: Finished) -> None:
@@ -128,13 +120,22 @@ class View(QWidget):
     def restore_settings(self, s: QSettings) -> None:
         """Restore the choices saved by save_settings."""
 
+    def grid_export(
+        self, grid: Any, kind: str, layer: str | None, settings: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A grid rendered in its fixed layout (engine.render's RenderedGrid) and its sidecar:
+        base_settings, the layer, the export kind, the render settings and the grid's layout."""
+        meta = {**self.base_settings(), "layer": layer, "kind": kind, **settings}
+        meta.update(grid.layout, layout="fixed")
+        return grid.image, meta
+
     def base_settings(self) -> dict[str, Any]:
         """Model, image and layer, for an export sidecar."""
-        model = self.state.model or {}
+        model = self.state.model
         return {
             "view": self.owner,
-            "model": model.get("spec"),
-            "model_name": model.get("name"),
+            "model": model.spec if model else None,
+            "model_name": model.name if model else None,
             "image": self.state.image_spec,
             "layer": self.state.layer,
         }

@@ -28,9 +28,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QTableWidgetItem, QWidget
 
+from engine.dataset.contract import (
+    CompareOutput,
+    ScanCompareParams,
+    ScanMapsParams,
+    ScanParams,
+    StrongestMaps,
+)
 from engine.dataset.figures import (
     FigureLayout,
     HeatLayout,
@@ -51,6 +58,7 @@ from gui.views import dataset_widgets
 from gui.views.base import View
 from gui.views.dataset_maximize import UnitMaximize
 from gui.views.dataset_widgets import SOURCES
+from gui.widgets.controls import single_shot_timer
 from gui.widgets.render_worker import RenderWorker
 
 SCANNABLE_KINDS = ("conv", "dense", "pool", "norm", "activation", "merge", "other")
@@ -85,8 +93,8 @@ class DatasetView(UnitMaximize, View):
         self.result: ScanResult | None = None
         self.layout_units: FigureLayout | None = None
         self.selected: int | None = None
-        self.compare_result: dict[str, Any] | None = None
-        self.maps_result: dict[str, Any] | None = None
+        self.compare_result: CompareOutput | None = None
+        self.maps_result: StrongestMaps | None = None
         self.figures: dict[str, np.ndarray] = {}
         self.heat_layout: HeatLayout | None = None
         self._images_page = (0, 8)  # (first, count) of the images shown on the Images page
@@ -109,10 +117,8 @@ class DatasetView(UnitMaximize, View):
         self.k_box.editingFinished.connect(self.lookup)
         self.cell_box.valueChanged.connect(lambda _v: self._render_units())
         self.units_pane.clicked.connect(self._on_units_clicked)
-        self._relayout_timer = QTimer(self)  # the unit grid takes the columns that fit the pane best
-        self._relayout_timer.setSingleShot(True)
-        self._relayout_timer.setInterval(150)
-        self._relayout_timer.timeout.connect(self._relayout_units)
+        # the unit grid takes the columns that fit the pane best
+        self._relayout_timer = single_shot_timer(self, 150, self._relayout_units)
         self.units_pane.resized.connect(self._relayout_timer.start)
         self.heat_pane.clicked.connect(self._on_heat_clicked)
         self.heat_mode.currentIndexChanged.connect(lambda _i: self._show_classes())
@@ -173,7 +179,7 @@ class DatasetView(UnitMaximize, View):
         if self.state.model is None:
             self._clear("loading engine…" if not self.client.is_ready else "no model")
             return
-        spec = self.state.model.get("spec")
+        spec = self.state.model_spec
         if spec != self._sourced_for:
             self._sourced_for = spec
             self._fit_source()
@@ -184,14 +190,14 @@ class DatasetView(UnitMaximize, View):
         """On a new model, swap a built-in source for the one that matches its input channels."""
         if self.source not in SOURCES:
             return  # the user's own folder or list stays
-        shape = tuple(self.state.model.get("input_shape") or ()) if self.state.model else ()
+        shape = self.state.model.input_shape if self.state.model else ()
         channels = int(shape[-1] or 3) if shape else 3
         fitting = SOURCES[0] if channels == 1 else SOURCES[1]
         if self.source != fitting:
             self.set_source(fitting)
 
-    def _params(self) -> dict[str, Any]:
-        return {"source": self.source, "layer": self.layer, "k": self.k}
+    def _params(self, cache_only: bool = False) -> ScanParams:
+        return ScanParams(source=self.source, layer=self.layer or "", k=self.k, cache_only=cache_only)
 
     def lookup(self) -> None:
         """Ask for the cached result of the current choices (instant; nothing is scanned)."""
@@ -203,7 +209,7 @@ class DatasetView(UnitMaximize, View):
             and (self.result.source == self.source)
         ):
             return
-        self.submit("scan", {**self._params(), "cache_only": True}, tag="lookup")
+        self.submit(self._params(cache_only=True), tag="lookup")
 
     def run(self) -> None:
         """Run (F5, Run → Run): scan, as the Run scan button does."""
@@ -218,7 +224,7 @@ class DatasetView(UnitMaximize, View):
             self.status.emit("choose a layer to scan")
             return
         self.cancel("lookup")
-        self.submit("scan", self._params())
+        self.submit(self._params())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)
@@ -475,11 +481,7 @@ class DatasetView(UnitMaximize, View):
             return
         self._fill_table(sep)
         self.compare_pane.clear_image("computing maps…")
-        self.submit(
-            "scan_compare",
-            {"result": self.result, "a": a, "b": b, "stat": stat, "n": 8, "per_class": 4, "map_channels": 3},
-            tag="compare",
-        )
+        self.submit(ScanCompareParams(result=self.result, a=a, b=b, stat=stat), tag="compare")
 
     def _fill_table(self, sep: Any) -> None:
         self.sep_table.setRowCount(len(sep.channels))
@@ -495,7 +497,7 @@ class DatasetView(UnitMaximize, View):
         if item is not None:
             self.open_unit(int(item.data(Qt.ItemDataRole.UserRole)))
 
-    def _show_compare(self, out: dict[str, Any]) -> None:
+    def _show_compare(self, out: CompareOutput) -> None:
         if self.result is None:
             return
         self.compare_result = out
@@ -515,9 +517,9 @@ class DatasetView(UnitMaximize, View):
         self._images_page = (int(self.first_image.value()), int(self.image_count.value()))
         ids = page_image_ids(self.result, *self._images_page)
         self.images_pane.clear_image("computing maps…")
-        self.submit("scan_maps", {"result": self.result, "ids": ids}, tag="maps")
+        self.submit(ScanMapsParams(result=self.result, ids=tuple(ids)), tag="maps")
 
-    def _show_maps(self, out: dict[str, Any]) -> None:
+    def _show_maps(self, out: StrongestMaps) -> None:
         self.maps_result = out
         try:
             fig = maps_figure(out)

@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets.fields import ClippedLabel
+from gui.widgets.fields import ClippedLabel, info_line
 from gui.widgets.image_pane import ImagePane
+from gui.widgets.layouts import column, row, splitter
 
 SOURCES = ("builtin:digits", "builtin:shapes?n=1000&seed=1234")
 
@@ -77,8 +78,7 @@ def controls(v: Any) -> QGridLayout:
     v.progress_bar.setValue(0)
     v.progress_bar.setTextVisible(True)
     v.progress_bar.setMinimumWidth(120)
-    v.info = ClippedLabel("")
-    v.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    v.info = info_line()
     # two rows, so the Run button is in sight in a 1280 px window: what to scan, then how
     bar = QGridLayout()
     bar.setContentsMargins(4, 2, 4, 2)
@@ -117,22 +117,14 @@ def units_page(v: Any) -> QSplitter:
     v.open_max_button = QPushButton("Open in Maximize tab")
     v.open_max_button.setEnabled(False)
     v.max_label = QLabel("")
-    detail = QWidget()
-    dl = QVBoxLayout(detail)
-    dl.setContentsMargins(2, 2, 2, 2)
-    dl.addWidget(v.detail_title)
-    dl.addWidget(v.detail_pane, 3)
-    row = QHBoxLayout()
-    row.addWidget(v.max_button)
-    row.addWidget(v.open_max_button)
-    dl.addLayout(row)
-    dl.addWidget(v.max_pane, 2)
-    dl.addWidget(v.max_label)
-    v.units_split = QSplitter(Qt.Orientation.Horizontal)
-    v.units_split.addWidget(v.units_pane)
-    v.units_split.addWidget(detail)
-    v.units_split.setStretchFactor(0, 3)
-    v.units_split.setStretchFactor(1, 2)
+    detail = column(
+        v.detail_title,
+        (v.detail_pane, 3),
+        row(v.max_button, v.open_max_button),
+        (v.max_pane, 2),
+        v.max_label,
+    )
+    v.units_split = splitter(Qt.Orientation.Horizontal, v.units_pane, detail, stretch=(3, 2))
     return v.units_split
 
 
@@ -157,9 +149,6 @@ def classes_page(v: Any) -> QWidget:
     v.sep_table.verticalHeader().setVisible(False)
     v.sep_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     v.compare_pane = ImagePane()
-    classes = QWidget()
-    cl = QVBoxLayout(classes)
-    cl.setContentsMargins(2, 2, 2, 2)
     crow = QGridLayout()  # two rows: the heatmap's look, then the pair of classes to compare
     crow.setHorizontalSpacing(6)
     for i, (text, w) in enumerate(
@@ -174,24 +163,10 @@ def classes_page(v: Any) -> QWidget:
         crow.addWidget(w, i // 2, 2 * (i % 2) + 1)
     crow.addWidget(v.compare_button, 1, 4)
     crow.setColumnStretch(5, 1)
-    cl.addLayout(crow)
-    v.classes_split = QSplitter(Qt.Orientation.Vertical)
-    top = QSplitter(Qt.Orientation.Horizontal)
-    heat_box = QWidget()
-    hl = QVBoxLayout(heat_box)
-    hl.setContentsMargins(0, 0, 0, 0)
-    hl.addWidget(v.heat_pane, 3)
-    hl.addWidget(v.heat_label)
-    hl.addWidget(v.grids_pane, 2)
-    top.addWidget(heat_box)
-    top.addWidget(v.sep_table)
-    top.setStretchFactor(0, 3)
-    top.setStretchFactor(1, 2)
-    top.setSizes([800, 360])
-    v.classes_split.addWidget(top)
-    v.classes_split.addWidget(v.compare_pane)
-    cl.addWidget(v.classes_split, 1)
-    return classes
+    heat_box = column((v.heat_pane, 3), v.heat_label, (v.grids_pane, 2), margins=0)
+    top = splitter(Qt.Orientation.Horizontal, heat_box, v.sep_table, stretch=(3, 2), sizes=(800, 360))
+    v.classes_split = splitter(Qt.Orientation.Vertical, top, v.compare_pane)
+    return column(crow, (v.classes_split, 1))
 
 
 def images_page(v: Any) -> QWidget:
@@ -203,19 +178,8 @@ def images_page(v: Any) -> QWidget:
     v.image_count.setValue(8)
     v.show_images_button = QPushButton("Show")
     v.images_pane = ImagePane()
-    images = QWidget()
-    il = QVBoxLayout(images)
-    il.setContentsMargins(2, 2, 2, 2)
-    irow = QHBoxLayout()
-    irow.addWidget(QLabel("From image #"))
-    irow.addWidget(v.first_image)
-    irow.addWidget(QLabel("count"))
-    irow.addWidget(v.image_count)
-    irow.addWidget(v.show_images_button)
+    irow = row(QLabel("From image #"), v.first_image, QLabel("count"), v.image_count, v.show_images_button)
     irow.addStretch(1)
-    il.addLayout(irow)
     hint = QLabel("Each image beside the map of the channel that fired most on it.")
     hint.setWordWrap(True)
-    il.addWidget(hint)
-    il.addWidget(v.images_pane, 1)
-    return images
+    return column(irow, hint, (v.images_pane, 1))

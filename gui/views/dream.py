@@ -3,10 +3,11 @@
 The layers field takes the engine's objective grammar (engine.maximize.objectives): one or
 more layers joined with "+" ("conv2 + 0.5*conv3", each the mean square of its output), or
 one channel ("conv3:5", the single-map mode). "Use selected layer" fills it from the layer
-tree (with the channel when one is set). The run is one "dream" job: Frames show the photo
-as it dreams (at its own size, octave by octave), the curve the objective. Pause/resume and
-the step size act on the running job; Stop cancels it within one step. The window's Export
-writes the dreamed image; Export GIF the whole run.
+tree (with the channel when one is set). The run is one "dream" job (DreamParams,
+engine.maximize.contract): Frames show the photo as it dreams (at its own size, octave by
+octave), the curve the objective; its DreamOutput is read by attribute. Pause/resume and the
+step size act on the running job; Stop cancels it within one step. The window's Export writes
+the dreamed image; Export GIF the whole run.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QWidget,
 )
 
 from engine.errors import EngineError
 from engine.jobs import Finished, Frame, Progress
+from engine.maximize.contract import DreamParams, StepInfo
 from engine.maximize.figures import grid
 from gui import settings as cfg
-from gui.views.live import CurvePlot, LiveRunView, RunPanel
+from gui.views.live import LiveRunView
 from gui.widgets.fields import double_spin, int_spin
-from gui.widgets.image_pane import ImagePane
 
 
 class DreamView(LiveRunView):
@@ -39,15 +39,10 @@ class DreamView(LiveRunView):
 
     title = "DeepDream"
     owner = "dream"
-    job_kind = "dream"
 
-    def __init__(self, state, client, parent: QWidget | None = None) -> None:
-        super().__init__(state, client, parent)
+    def setup(self) -> None:
         self.image: np.ndarray | None = None  # (1, H, W, C) shown now
         self.run_lr = 0.01
-        self._build()
-
-    def _build(self) -> None:
         what = QGroupBox("Dream with")
         wf = QFormLayout(what)
         self.layers_edit = QLineEdit()
@@ -76,10 +71,7 @@ class DreamView(LiveRunView):
         hf.addRow("Steps per octave", self.steps_spin)
         hf.addRow("Longest side at most", self.size_spin)
         hf.addRow("Seed", self.seed_spin)
-        self.panel = RunPanel(0.01, (0.0005, 1.0), 4)
-        self.pane = ImagePane()
-        self.pane.setToolTip("The dreamed image")
-        self.curve = CurvePlot()
+        self.run_widgets(0.01, (0.0005, 1.0), 4, "The dreamed image")
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.lay_out([what, how], [self.curve], self.note, 260)
@@ -108,54 +100,49 @@ class DreamView(LiveRunView):
             raise EngineError("name the layers to dream with (select a layer in the tree)")
         return text
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> DreamParams:
         """The "dream" job's params for the current form (EngineError when it cannot run)."""
         if self.state.image is None:
             raise EngineError("no image to dream on: open one or pick a sample")
-        params: dict[str, Any] = {
-            "image": self.state.image,
-            "layers": self.layers(),
-            "octaves": int(self.octaves_spin.value()),
-            "octave_scale": float(self.scale_spin.value()),
-            "steps": int(self.steps_spin.value()),
-            "lr": float(self.panel.lr.value()),
-            "seed": int(self.seed_spin.value()),
-            "every": None,
-            "fps": 25.0,
-        }
         limit = int(self.size_spin.value())
-        if limit > 0 and max(self.state.image.shape[:2]) > limit:
-            params["size"] = limit  # shrink big photos; small ones dream at their own size
-        return params
+        return DreamParams(
+            image=self.state.image,
+            layers=self.layers(),
+            octaves=int(self.octaves_spin.value()),
+            octave_scale=float(self.scale_spin.value()),
+            steps=int(self.steps_spin.value()),
+            lr=float(self.panel.lr.value()),
+            seed=int(self.seed_spin.value()),
+            every=None,  # frames as often as fps allows
+            fps=25.0,
+            # shrink big photos; small ones dream at their own size
+            size=limit if limit > 0 and max(self.state.image.shape[:2]) > limit else None,
+        )
 
     # ----- refresh and runs ------------------------------------------------------------------------------
     def refresh(self) -> None:
         if self.follow.isChecked():
             self.use_selected_layer()
-        if self.state.model is None:
-            self.stop()
-            self.pane.clear_image("loading engine…" if not self.client.is_ready else "no model")
+        if self.follow_model() == "none":
             return
-        if self.run_settings.get("model") not in (None, self.state.model.get("spec")):
-            self.stop()
         if self.image is None and self.state.image is not None:
             self.pane.set_image(grid(self.state.image[None]))
             self.pane.set_message("")
 
-    def begin_run(self, params: dict[str, Any]) -> str:
+    def begin_run(self, params: DreamParams) -> str:
         self.run_settings["image"] = self.state.image_spec
         self.image = None
         self.note.setText("")
-        return f"dreaming with {params['layers']} …"
+        return f"dreaming with {params.layers} …"
 
     # ----- events --------------------------------------------------------------------------------------------
     def job_frame(self, tag: str, event: Frame) -> None:
         self.image = np.asarray(event.images, np.float32)
-        self.curve.add(event.step, event.info.get("loss"))
-        octave = event.info.get("octave")
-        if octave is not None and "shape" in event.info:
-            h, w = event.info["shape"]
-            self.note.setText(f"octave {int(octave) + 1}: dreaming at {w}×{h}")
+        info: StepInfo = event.info
+        self.curve.add(event.step, info.loss)
+        if info.octave is not None and info.shape is not None:
+            h, w = info.shape
+            self.note.setText(f"octave {info.octave + 1}: dreaming at {w}×{h}")
         self.frame_arrived()
 
     def job_progress(self, tag: str, event: Progress) -> None:
@@ -166,12 +153,12 @@ class DreamView(LiveRunView):
     def job_finished(self, tag: str, event: Finished) -> None:
         if not self.finish(event) or self.result is None:
             return
-        self.image = np.asarray(self.result["images"], np.float32)
+        self.image = np.asarray(self.result.images, np.float32)
         self.show_frame()
-        if self.result.get("losses"):
-            self.curve.set_curve(self.result["losses"])
-        self.panel.gif_button.setEnabled(bool(self.result.get("frames")))
-        s = self.result.get("settings", {})
+        if self.result.losses:
+            self.curve.set_curve(list(self.result.losses))
+        self.panel.gif_button.setEnabled(bool(self.result.frames))
+        s = self.result.settings  # the run's settings: a plain dict, as the export sidecar writes it
         self.note.setText(
             f"{s.get('layers', '')}: {s.get('octaves', '?')} octaves × {s.get('steps', '?')} steps at "
             f"{'×'.join(str(v) for v in s.get('size', ()))}"

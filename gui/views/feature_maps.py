@@ -19,25 +19,20 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QSizePolicy,
-    QSpinBox,
-    QSplitter,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QLabel, QToolButton, QWidget
 
 from engine import render
+from engine.contract import FeatureMapsParams, ReceptiveFieldParams
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame
 from gui import settings as cfg
 from gui.views.base import View
+from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
+from gui.widgets.fields import combo, info_line, int_spin
 from gui.widgets.image_pane import ImagePane
+from gui.widgets.layouts import column, row, splitter
+from gui.widgets.plots import static_plot
 from gui.widgets.render_worker import RenderWorker
 
 NORMALIZATIONS = (
@@ -85,33 +80,15 @@ class FeatureMapsView(View):
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.norm_box = QComboBox()
-        for label, key in NORMALIZATIONS:
-            self.norm_box.addItem(label, key)
-        self.norm_box.setToolTip("How each map's values become colours")
-        self.cmap_box = QComboBox()
-        self.cmap_box.addItems(list(render.COLORMAPS))
+        self.norm_box = combo(NORMALIZATIONS, tip="How each map's values become colours")
+        self.cmap_box = combo(tuple(render.COLORMAPS))
         self.cmap_box.setCurrentText("viridis")
         for box in (self.norm_box, self.cmap_box):
             box.setMinimumWidth(64)  # shrinks on small screens, full width where there is room
-        self.cols_box = QSpinBox()
-        self.cols_box.setRange(0, 64)
+        self.cols_box = int_spin(0, 0, 64)
         self.cols_box.setSpecialValueText("auto")
         self.cols_box.setToolTip("Columns of the grid (auto: the most that fit the pane best)")
-        self.info = QLabel("")
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-        for text, widget in (
-            ("Normalize", self.norm_box),
-            ("Colormap", self.cmap_box),
-            ("Columns", self.cols_box),
-        ):
-            bar.addWidget(QLabel(text))
-            bar.addWidget(widget)
-            bar.addSpacing(8)
-        bar.addStretch(1)
+        self.info = info_line()
 
         self.grid = ImagePane()
         self.grid.setToolTip("Click a map to open it large")
@@ -124,12 +101,8 @@ class FeatureMapsView(View):
         self.detail_close.clicked.connect(self._close_detail)
         self.large = ImagePane()
         self.large.setToolTip("Hover a unit to see its receptive field on the input")
-        self.hist = pg.PlotWidget()
-        self.hist.setMenuEnabled(False)
-        self.hist.setMouseEnabled(False, False)
-        self.hist.hideButtons()
+        self.hist = static_plot(bottom="activation")
         self.hist.setMaximumHeight(150)
-        self.hist.setLabel("bottom", "activation")
         self.hist.getAxis("bottom").enableAutoSIPrefix(False)
         self.hist_curve = pg.PlotDataItem(
             stepMode="center", fillLevel=0, brush=(74, 144, 217, 160), pen="#4a90d9"
@@ -142,31 +115,17 @@ class FeatureMapsView(View):
         self.input.setToolTip("Input image with the receptive field of the hovered unit")
         self.rf_label = QLabel("")
         self.rf_label.setWordWrap(True)
-        self.detail = detail = QWidget()
-        detail.setMinimumWidth(160)
-        dl = QVBoxLayout(detail)
-        dl.setContentsMargins(2, 2, 2, 2)
-        title_row = QHBoxLayout()
-        title_row.addWidget(self.detail_title, 1)
-        title_row.addWidget(self.detail_close, 0, Qt.AlignmentFlag.AlignTop)
-        dl.addLayout(title_row)
-        dl.addWidget(self.large, 3)
-        dl.addWidget(self.hist, 1)
-        dl.addWidget(self.input, 2)
-        dl.addWidget(self.rf_label)
-        self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.addWidget(self.grid)
-        self.split.addWidget(detail)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 1)
-        self.split.setChildrenCollapsible(False)
-        detail.hide()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        self.info.setContentsMargins(6, 0, 6, 0)
-        layout.addWidget(self.info)
-        layout.addWidget(self.split, 1)
+        title_row = row((self.detail_title, 1), (self.detail_close, 0, Qt.AlignmentFlag.AlignTop))
+        self.detail = column(title_row, (self.large, 3), (self.hist, 1), (self.input, 2), self.rf_label)
+        self.detail.setMinimumWidth(160)
+        self.detail.hide()
+        self.split = splitter(
+            Qt.Orientation.Horizontal, self.grid, self.detail, stretch=(3, 1), collapsible=False
+        )
+        controls = control_row(
+            ("Normalize", self.norm_box), ("Colormap", self.cmap_box), ("Columns", self.cols_box)
+        )
+        tab_column(self, controls, self.info, self.split)
 
         self.maps: np.ndarray | None = None  # raw layer output shown now
         self.maps_layer: str | None = None
@@ -178,19 +137,13 @@ class FeatureMapsView(View):
         self.renderer = RenderWorker(self)
         self.renderer.done.connect(self._on_rendered)
         self.renderer.failed.connect(self._on_render_failed)
-        self._frame_timer = QTimer(self)
-        self._frame_timer.setSingleShot(True)
-        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
-        self._frame_timer.timeout.connect(self._render_frame)
+        self._frame_timer = single_shot_timer(self, FRAME_INTERVAL_MS, self._render_frame)
         self._render_cost_ms = 0.0  # how long the last grid took to render
         self.norm_box.currentIndexChanged.connect(self._settings_changed)
         self.cmap_box.currentIndexChanged.connect(self._settings_changed)
         self.cols_box.valueChanged.connect(self._settings_changed)
         self.grid.clicked.connect(self._on_grid_clicked)
-        self._relayout_timer = QTimer(self)
-        self._relayout_timer.setSingleShot(True)
-        self._relayout_timer.setInterval(RELAYOUT_MS)
-        self._relayout_timer.timeout.connect(self._relayout)
+        self._relayout_timer = single_shot_timer(self, RELAYOUT_MS, self._relayout)
         self.grid.resized.connect(self._relayout_timer.start)
         state.model_changed.connect(self._forget_model)
         self.large.hovered.connect(self._on_large_hovered)
@@ -217,10 +170,7 @@ class FeatureMapsView(View):
         return int(self.cols_box.value())
 
     def set_normalization(self, key: str) -> None:
-        index = self.norm_box.findData(key)
-        if index < 0:
-            raise EngineError(f"unknown normalization {key!r}")
-        self.norm_box.setCurrentIndex(index)
+        select_data(self.norm_box, key, "normalization")
 
     def render_settings(self) -> dict[str, Any]:
         return {"norm": self.norm, "cmap": self.cmap, "cols": self.cols}
@@ -259,7 +209,7 @@ class FeatureMapsView(View):
         if state.image is None:
             self._clear("no image: open one or pick a sample")
             return
-        self.submit("feature_maps", {"image": state.image, "layers": [info.path]})
+        self.submit(FeatureMapsParams(image=state.image, layers=(info.path,)))
         self.info.setText(f"{info.path}: computing…")
 
     def _clear(self, message: str) -> None:
@@ -399,7 +349,7 @@ class FeatureMapsView(View):
             self.rf_layer = info.path
             self.rf = None
             self.rf_label.setText("")
-            self.submit("receptive_field", {"layer": info.path}, tag="rf")
+            self.submit(ReceptiveFieldParams(layer=info.path), tag="rf")
 
     def _show_detail(self, channel: int) -> None:
         maps = np.asarray(self.maps)
@@ -492,7 +442,7 @@ class FeatureMapsView(View):
         """Unit (row, col)'s receptive field in the shown image's pixels (top, left, bottom, right)."""
         if self.rf is None or self.state.image is None or self.state.model is None:
             return None
-        height, width = self.state.model["input_shape"][:2]
+        height, width = self.state.model.input_shape[:2]
         top, left, bottom, right = self.rf.box_clipped(row, col, (height, width))
         if bottom <= top or right <= left:
             return None
@@ -506,9 +456,7 @@ class FeatureMapsView(View):
             raise EngineError("no feature maps to export yet")
         settings = self.render_settings()
         grid = render_maps(self.maps, **settings)  # the fixed layout, not the pane's
-        meta = {**self.base_settings(), "layer": self.maps_layer, "kind": "featuremaps", **settings}
-        meta.update(grid.layout, layout="fixed")
-        return grid.image, meta
+        return self.grid_export(grid, "featuremaps", self.maps_layer, settings)
 
 
 def _render_job(maps: np.ndarray, layer: str | None, settings: dict[str, Any], fit: tuple[int, int]) -> tuple:

@@ -15,14 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QWidget
 
 from engine import render
+from engine.contract import LayerParams
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished
 from gui import settings as cfg
 from gui.views.base import View
+from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
+from gui.widgets.fields import combo, info_line, int_spin
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
 
@@ -57,34 +60,14 @@ class FiltersView(View):
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.scale_box = QComboBox()
-        for label, shared in SCALES:
-            self.scale_box.addItem(label, shared)
-        self.scale_box.setToolTip("One colour scale for the whole layer, or one per filter")
+        self.scale_box = combo(SCALES, tip="One colour scale for the whole layer, or one per filter")
         self.scale_box.setMinimumWidth(64)
-        self.max_box = QSpinBox()
-        self.max_box.setRange(1, 4096)
-        self.max_box.setValue(64)
+        self.max_box = int_spin(64, 1, 4096)
         self.max_box.setToolTip("Show at most this many filters")
-        self.info = QLabel("")
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-        bar.addWidget(QLabel("Scale"))
-        bar.addWidget(self.scale_box)
-        bar.addSpacing(8)
-        bar.addWidget(QLabel("Filters"))
-        bar.addWidget(self.max_box)
-        bar.addSpacing(8)
-        bar.addStretch(1)
+        self.info = info_line()
         self.pane = ImagePane()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        self.info.setContentsMargins(6, 0, 6, 0)
-        layout.addWidget(self.info)
-        layout.addWidget(self.pane, 1)
+        controls = control_row(("Scale", self.scale_box), ("Filters", self.max_box))
+        tab_column(self, controls, self.info, self.pane)
         self.weights: np.ndarray | None = None
         self.weights_layer: str | None = None
         self.rendered: Any = None
@@ -94,10 +77,7 @@ class FiltersView(View):
         self.renderer.failed.connect(lambda message: self.pane.clear_image(message.splitlines()[0]))
         self.scale_box.currentIndexChanged.connect(self._render)
         self.max_box.valueChanged.connect(self._render)
-        self._relayout_timer = QTimer(self)
-        self._relayout_timer.setSingleShot(True)
-        self._relayout_timer.setInterval(RELAYOUT_MS)
-        self._relayout_timer.timeout.connect(self._relayout)
+        self._relayout_timer = single_shot_timer(self, RELAYOUT_MS, self._relayout)
         self.pane.resized.connect(self._relayout_timer.start)
         self.pane.clear_image("loading engine…")
 
@@ -109,7 +89,7 @@ class FiltersView(View):
         return {"shared_scale": self.shared_scale, "max_filters": int(self.max_box.value())}
 
     def set_shared_scale(self, shared: bool) -> None:
-        self.scale_box.setCurrentIndex(self.scale_box.findData(bool(shared)))
+        select_data(self.scale_box, bool(shared), "colour scale")
 
     def save_settings(self, s: QSettings) -> None:
         s.setValue("shared_scale", self.shared_scale)
@@ -132,7 +112,7 @@ class FiltersView(View):
             return
         if info.path == self.weights_layer and self.weights is not None and self._model is self.state.model:
             return  # weights do not depend on the image
-        self.submit("filters", {"layer": info.path})
+        self.submit(LayerParams(layer=info.path))
         self.info.setText(f"{info.path}: loading…")
 
     _model: Any = None
@@ -200,10 +180,9 @@ class FiltersView(View):
             raise EngineError("no filters to export: select a conv or dense layer")
         settings = self.render_settings()
         grid = render_filters(self.weights, **settings)  # the fixed layout, not the pane's
-        meta = {**self.base_settings(), "layer": self.weights_layer, "kind": "filters", **settings}
-        meta.update(grid.layout, layout="fixed")
-        meta.pop("image", None)
-        return grid.image, meta
+        image, meta = self.grid_export(grid, "filters", self.weights_layer, settings)
+        meta.pop("image", None)  # the weights do not depend on the image
+        return image, meta
 
 
 def _render_job(

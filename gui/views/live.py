@@ -1,11 +1,13 @@
 """What the live optimization tabs (Maximize, DeepDream) share: the run panel, the curve, GIF export
 and the run life cycle.
 
-LiveRunView runs one engine job at a time with an engine.maximize.Control so Pause/Resume and the
-step size act on the running job; Stop cancels it within one step. Frames arrive as fast as the
-engine makes them; a single-shot timer shows at most ~30 a second (FRAME_INTERVAL_MS). A subclass
-supplies params() (the job's params), begin_run(params) (reset its own display; returns the status
-line), show_frame() (paint the latest frame) and the job_* handlers for its results.
+LiveRunView runs one engine job at a time. Pause/Resume and the step size act on the running job
+through its handle in the engine (EngineClient.pause / set_lr_scale: the job's CancelToken is its
+live control); Stop cancels it within one step. Frames arrive as fast as the engine makes them; a
+single-shot timer shows at most ~30 a second (FRAME_INTERVAL_MS). A subclass supplies setup()
+(its state and widgets), params() (the job's typed params, e.g. engine.maximize.contract's
+MaximizeParams), begin_run(params) (reset its own display; returns the status line),
+show_frame() (paint the latest frame) and the job_* handlers for its typed result (self.result).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -29,13 +31,24 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import EngineError
-from engine.jobs import Failed, Finished
-from engine.maximize.common import Control
+from engine.jobs import Failed, Finished, JobParams
 from engine.maximize.figures import grid
 from gui.views.base import View
+from gui.widgets.controls import single_shot_timer
 from gui.widgets.fields import double_spin
 
 FRAME_INTERVAL_MS = 33  # at most ~30 pane updates a second
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy of a params value for the export sidecar: objective objects as their text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return str(value)
 
 
 class CurvePlot(pg.PlotWidget):
@@ -182,15 +195,16 @@ class RunPanel(QWidget):
 
 
 class GifMixin:
-    """Export of a finished run's recorded frames as an animated GIF (needs self.result and gif_settings())."""
+    """Export of a finished run's recorded frames as an animated GIF (needs self.result, a MaximizeOutput
+    or DreamOutput, and gif_settings())."""
 
-    result: dict[str, Any] | None
+    result: Any
 
     def gif_frames(self) -> list[np.ndarray]:
-        if not self.result or not self.result.get("frames"):
+        if self.result is None or not self.result.frames:
             raise EngineError("no finished run to export as GIF yet")
         cols = self.grid_cols() if hasattr(self, "grid_cols") else None
-        return [grid(images, cols) for _, images in self.result["frames"]]
+        return [grid(images, cols) for _, images in self.result.frames]
 
     def export_gif(self, path: str | Path, overwrite: bool = False) -> list[Path]:
         """Write the last run as an animated GIF plus FILE.gif.json (engine.export); returns both paths."""
@@ -219,24 +233,30 @@ class GifMixin:
 
 
 class LiveRunView(GifMixin, View):
-    """A tab that runs one live optimization job (kind `job_kind`) and streams its frames."""
+    """A tab that runs one live optimization job (the kind of its params()) and streams its frames."""
 
-    job_kind = ""
     panel: RunPanel
     curve: CurvePlot
     pane: Any  # gui.widgets.image_pane.ImagePane
 
     def __init__(self, state, client, parent: QWidget | None = None) -> None:
         super().__init__(state, client, parent)
-        self.result: dict[str, Any] | None = None
-        self.control: Control | None = None
+        self.result: Any = None  # the finished run's typed result (MaximizeOutput, DreamOutput)
         self.run_lr = 1.0
         self.run_settings: dict[str, Any] = {}
         self.frames_seen = 0
-        self._frame_timer = QTimer(self)
-        self._frame_timer.setSingleShot(True)
-        self._frame_timer.setInterval(FRAME_INTERVAL_MS)
-        self._frame_timer.timeout.connect(self.show_frame)
+        self._frame_timer = single_shot_timer(self, FRAME_INTERVAL_MS, self.show_frame)
+        self.setup()
+
+    def run_widgets(self, lr: float, lr_range: tuple[float, float], decimals: int, pane_tip: str) -> None:
+        """The run panel (Run / Pause / Stop, the live step size from `lr` on `lr_range`), the image
+        pane (tooltip `pane_tip`) and the loss curve every live tab has."""
+        from gui.widgets.image_pane import ImagePane
+
+        self.panel = RunPanel(lr, lr_range, decimals)
+        self.pane = ImagePane()
+        self.pane.setToolTip(pane_tip)
+        self.curve = CurvePlot()
 
     def lay_out(
         self,
@@ -303,10 +323,15 @@ class LiveRunView(GifMixin, View):
         self.panel.gif_clicked.connect(self.export_gif_dialog)
 
     # ----- hooks ---------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:  # pragma: no cover - overridden
+    def setup(self) -> None:  # pragma: no cover - overridden
+        """Build the tab's state and widgets (called at the end of __init__)."""
         raise NotImplementedError
 
-    def begin_run(self, params: dict[str, Any]) -> str:  # pragma: no cover - overridden
+    def params(self) -> Any:  # pragma: no cover - overridden
+        """The job's typed params (a JobParams dataclass with an `lr` field) for the current form."""
+        raise NotImplementedError
+
+    def begin_run(self, params: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def show_frame(self) -> None:  # pragma: no cover - overridden
@@ -328,11 +353,10 @@ class LiveRunView(GifMixin, View):
         if self.state.model is None:
             self.panel.status.setText("no model loaded")
             return
-        self.control = Control()
-        self.run_lr = params["lr"]
-        params["control"] = self.control
-        self.run_settings = {k: v for k, v in params.items() if k not in ("control", "image")}
-        self.run_settings["model"] = self.state.model.get("spec")
+        assert isinstance(params, JobParams)
+        self.run_lr = float(params.lr)
+        self.run_settings = {k: plain(v) for k, v in params.as_dict().items() if k != "image"}
+        self.run_settings["model"] = self.state.model_spec
         self.result = None
         self.frames_seen = 0
         self.curve.reset()
@@ -340,26 +364,38 @@ class LiveRunView(GifMixin, View):
         self.panel.gif_button.setEnabled(False)
         self.panel.set_running(True)
         self.panel.status.setText(status)
-        self.submit(self.job_kind, params)
+        self.submit(params)
 
     def stop(self) -> None:
-        """Cancel the running job (honoured within one optimization step)."""
-        if self.control is not None:
-            self.control.resume()
+        """Cancel the running job (honoured within one optimization step, also while paused)."""
         if self.jobs.get(""):
             self.cancel()
             self.panel.status.setText("stopped")
         self.panel.set_running(False)
 
     def _pause_toggled(self, paused: bool) -> None:
-        if self.control is None:
+        job_id = self.jobs.get("")
+        if job_id is None:
             return
-        (self.control.pause if paused else self.control.resume)()
+        self.client.pause(job_id, paused)
         self.panel.pause_button.setText("Resume" if paused else "Pause")
 
     def _lr_changed(self, value: float) -> None:
-        if self.control is not None and self.run_lr > 0:
-            self.control.lr_scale = float(value) / self.run_lr
+        job_id = self.jobs.get("")
+        if job_id is not None and self.run_lr > 0:
+            self.client.set_lr_scale(job_id, float(value) / self.run_lr)
+
+    def follow_model(self) -> str:
+        """For refresh(): stop a run when the model is gone ("none") or another one is loaded
+        ("changed"); "same" otherwise. With no model the pane says why."""
+        if self.state.model is None:
+            self.stop()
+            self.pane.clear_image("loading engine…" if not self.client.is_ready else "no model")
+            return "none"
+        if self.run_settings.get("model") not in (None, self.state.model_spec):
+            self.stop()
+            return "changed"
+        return "same"
 
     def frame_arrived(self) -> None:
         """Count a frame and schedule its painting (throttled)."""
@@ -373,7 +409,7 @@ class LiveRunView(GifMixin, View):
         if event.reason != "done":
             self.panel.status.setText("stopped")
             return False
-        self.result = dict(event.result)
+        self.result = event.result
         self._frame_timer.stop()
         return True
 

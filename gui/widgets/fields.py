@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSizePolicy, QSpinBox, QWidget
 
 
-def combo(items: tuple[tuple[str, str], ...] | tuple[str, ...]) -> QComboBox:
-    """A combo box of (label, data) pairs, or of plain strings that are both."""
+def combo(items: tuple[tuple[str, Any], ...] | tuple[str, ...], tip: str = "") -> QComboBox:
+    """A combo box of (label, data) pairs, or of plain strings that are both; `tip` its tooltip."""
     box = QComboBox()
     for item in items:
         label, key = (item, item) if isinstance(item, str) else item
         box.addItem(label, key)
+    if tip:
+        box.setToolTip(tip)
     return box
 
 
@@ -43,3 +48,10 @@ class ClippedLabel(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
         super().setText(text)
         self.setToolTip(text)
+
+
+def info_line(text: str = "") -> ClippedLabel:
+    """A tab's one-line note (sizes, ranges): clipped to the width, whole in its tooltip, selectable."""
+    label = ClippedLabel(text)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label

@@ -18,6 +18,7 @@ from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS, project, pr
 from engine.errors import Cancelled, EngineError, LayerNotFound
 from engine.models import ModelHandle
 from engine.receptive_field import receptive_field
+from engine.zoo.shapes import conv_stack
 
 layers = keras.layers
 
@@ -30,12 +31,7 @@ def shapes_stack(seed: int = 0) -> keras.Model:
     """The builtin:shapes architecture (untrained)."""
     keras.utils.set_random_seed(seed)
     inp = keras.Input((128, 128, 3))
-    x = layers.Conv2D(16, 3, activation="relu", name="conv1")(inp)
-    x = layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv3")(x)
-    x = layers.Conv2D(32, 3, activation="relu", name="conv4")(x)
-    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = conv_stack(inp)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(10, activation="relu", name="dense1")(x)
     out = layers.Dense(4, activation="softmax", name="out")(x)
@@ -457,10 +453,10 @@ def test_cam_job_streams_progress_and_returns_plain_data(shapes_file: str) -> No
     assert isinstance(events[-1], Finished) and events[-1].reason == "done", events[-1]
     assert sum(isinstance(e, Progress) for e in events) >= 4
     out = events[-1].result
-    assert out["result"].target == 2 and out["compare"].target == 0
-    assert out["result"].heatmap.shape == (90, 120) and out["photo"].shape == (90, 120, 3)
-    assert [p[0] for p in out["predictions"]] == list(np.argsort(-out["result"].probabilities)[:4])
-    assert out["model_shape"] == (128, 128)
+    assert out.result.target == 2 and out.compare.target == 0
+    assert out.result.heatmap.shape == (90, 120) and out.photo.shape == (90, 120, 3)
+    assert [p.index for p in out.predictions] == list(np.argsort(-out.result.probabilities)[:4])
+    assert out.model_shape == (128, 128)
 
 
 def test_cam_job_cancel_and_failure(shapes_file: str) -> None:

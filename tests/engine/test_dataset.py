@@ -26,10 +26,11 @@ from engine.dataset import (
     scan_iter,
 )
 from engine.dataset import cache as scan_cache
+from engine.dataset.contract import ScanParams
 from engine.dataset.sources import fit_for_model
 from engine.dataset.topk import PAD_VALUE, extract_crop
 from engine.errors import Cancelled, EngineError, LayerNotFound
-from engine.jobs import CancelToken, Finished, Progress, Request, run
+from engine.jobs import CancelToken, Finished, Progress, run
 from engine.scaling import to_model_range
 
 BATCH = 32
@@ -366,17 +367,17 @@ def test_cancel_through_the_job_runner_then_resume(tiny_cnn_path, arrays, tmp_pa
     images, labels = arrays
     src = ArraySource(images, labels, ["a", "b", "c"], spec="job-arrays")
     one = scan(engine.load_model(tiny_cnn_path), src, "conv1", k=3, batch_size=16, cache=False)
-    params = {"model": str(tiny_cnn_path), "source": src, "layer": "conv1", "k": 3, "batch_size": 16}
+    params = ScanParams(model=str(tiny_cnn_path), source=src, layer="conv1", k=3, batch_size=16)
     token = CancelToken()
     events = []
-    for event in run(Request("scan", params), token):
+    for event in run(params.request(), token):
         events.append(event)
         if isinstance(event, Progress) and event.step >= 48:
             token.cancel()
     assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
     progress = [e for e in events if isinstance(e, Progress)]
     assert progress[-1].total == 150 and "images/s" in progress[-1].message
-    events = list(run(Request("scan", params)))
+    events = list(run(params.request()))
     assert isinstance(events[-1], Finished) and events[-1].reason == "done"
     first = next(e for e in events if isinstance(e, Progress))
     assert first.step == 48
@@ -491,9 +492,7 @@ def test_bad_requests_raise_one_line_errors(tiny, array_source):
         scan(tiny, array_source, "conv2", k=0, cache=False)
     with pytest.raises(EngineError):
         scan(tiny, "/no/such/folder", "conv2", cache=False)
-    events = list(
-        run(Request("scan", {"model": "builtin:nothing", "source": array_source, "layer": "conv2"}))
-    )
+    events = list(run(ScanParams(model="builtin:nothing", source=array_source, layer="conv2").request()))
     assert events[-1].__class__.__name__ == "Failed" and "\n" not in events[-1].message
 
 

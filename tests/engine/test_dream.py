@@ -171,8 +171,8 @@ def test_dream_job(grey_model, photo):
     assert [f.step for f in frames] == [0, 2, 4, 6, 8]
     assert isinstance(events[-1], Finished)
     result = events[-1].result
-    assert result["images"].shape == (1, 70, 90, 3) and len(result["losses"]) == 8
-    assert result["settings"]["octaves"] == 2 and result["settings"]["model"] == "grey"
+    assert result.images.shape == (1, 70, 90, 3) and len(result.losses) == 8
+    assert result.settings["octaves"] == 2 and result.settings["model"] == "grey"
     assert isinstance(missing[-1], Failed) and "no image" in missing[-1].message
 
 

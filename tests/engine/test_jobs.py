@@ -117,8 +117,8 @@ def test_generator_handler_events_are_restamped():
 
 def test_load_model_sets_current_model(tiny_cnn_path):
     summary = run_sync(Request("load_model", {"spec": str(tiny_cnn_path)}))
-    assert summary["name"] == "tiny" and summary["device"] in ("CPU",) or summary["device"].startswith("GPU")
-    assert [i.path for i in summary["layers"]][:2] == ["conv1", "pool1"]
+    assert summary.name == "tiny" and summary.device in ("CPU",) or summary.device.startswith("GPU")
+    assert [i.path for i in summary.layers][:2] == ["conv1", "pool1"]
     probs = run_sync(Request("predict", {"image": np.zeros((16, 16, 3), np.float32)}))
     assert probs.shape == (3,) and abs(float(probs.sum()) - 1) < 1e-5
     weights = run_sync(Request("filters", {"layer": "conv1"}))

@@ -264,6 +264,7 @@ def test_steps_capped_by_env(tiny, monkeypatch):
 def test_job_streams_frames_and_result(tiny_cnn_path):
     import engine.maximize.jobs  # noqa: F401
     from engine.jobs import Finished, Frame, Progress, Request, run
+    from engine.maximize.contract import MaximizeOutput
 
     events = list(
         run(Request("maximize", {"model": str(tiny_cnn_path), "objective": "class:0..2", "every": 5}))
@@ -273,9 +274,10 @@ def test_job_streams_frames_and_result(tiny_cnn_path):
     assert frames[0].images.shape == (3, 16, 16, 3)
     assert any(isinstance(e, Progress) and e.loss is not None for e in events)
     result = events[-1].result
-    assert isinstance(events[-1], Finished) and result["images"].shape == (3, 16, 16, 3)
-    assert len(result["losses"]) == 10 and len(result["predictions"]) == 3
-    assert result["frames"][0][1].dtype == np.uint8 and result["settings"]["model"] == str(tiny_cnn_path)
+    assert isinstance(events[-1], Finished) and isinstance(result, MaximizeOutput)
+    assert result.images.shape == (3, 16, 16, 3)
+    assert len(result.losses) == 10 and len(result.predictions) == 3
+    assert result.frames[0][1].dtype == np.uint8 and result.settings["model"] == str(tiny_cnn_path)
 
 
 # ----- validation -----------------------------------------------------------------------------------------
@@ -461,14 +463,14 @@ def test_job_runs_a_big_batch_in_chunks(tiny_cnn_path):
     params = {"model": str(tiny_cnn_path), "objective": "conv2:*", "chunk": 4, "every": 5, "seed": 1}
     events = list(run(Request("maximize", params)))
     frames = [e for e in events if isinstance(e, Frame)]
-    assert {f.info["offset"] for f in frames} == {0, 4}
-    assert all(f.info["count"] == 6 for f in frames)
-    assert [f.images.shape[0] for f in frames if f.info["offset"] == 4] == [2, 2, 2]
+    assert {f.info.offset for f in frames} == {0, 4}
+    assert all(f.info.count == 6 for f in frames)
+    assert [f.images.shape[0] for f in frames if f.info.offset == 4] == [2, 2, 2]
     result = events[-1].result
-    assert isinstance(events[-1], Finished) and result["images"].shape == (6, 16, 16, 3)
+    assert isinstance(events[-1], Finished) and result.images.shape == (6, 16, 16, 3)
     whole = list(engine.maximize(engine.load_model(tiny_cnn_path), "conv2:*", seed=1))[-1].images
-    np.testing.assert_allclose(result["images"], whole, atol=1e-5)
-    assert len(result["objectives"]) == 6 and len(result["curves"]) == 2
+    np.testing.assert_allclose(result.images, whole, atol=1e-5)
+    assert len(result.objectives) == 6 and len(result.curves) == 2
 
 
 def test_pre_activation_moves_a_dead_unit(tiny):
@@ -599,10 +601,10 @@ def test_silent_units_through_the_job_and_in_chunks(dead_model, monkeypatch):
 
     monkeypatch.setitem(job_handlers._state, "current", dead_model)
     result = run_sync(Request("maximize", {"objective": "c1:*", "chunk": 1, "pre_activation": False}))
-    assert result["silent"] == [0] and "1 of 2 units are silent" in result["message"]
-    assert result["rose"] == [False, True]
+    assert result.silent == (0,) and "1 of 2 units are silent" in result.message
+    assert result.rose == (False, True)
     single = run_sync(Request("maximize", {"objective": "c1:0", "pre_activation": False}))
-    assert single["stopped"] == "silent" and "unit is silent" in single["message"]
+    assert single.stopped == "silent" and "unit is silent" in single.message
 
 
 def _direct_activity(model, layer, images):

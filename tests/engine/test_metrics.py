@@ -321,9 +321,9 @@ def test_metrics_job(linear: ModelHandle, tmp_path) -> None:
     progress = [e for e in events if isinstance(e, Progress)]
     assert progress[-1].step == progress[-1].total == 10
     out = events[-1].result
-    assert out["pointing"] is True and out["energy"] == pytest.approx(1.0)
+    assert out.pointing is True and out.energy == pytest.approx(1.0)
     expected = deletion_auc(linear, img, heat, 1, steps=4, baseline="mean")
-    assert out["deletion"].auc == pytest.approx(expected.auc)
-    assert out["deletion"].auc != pytest.approx(deletion_auc(linear, img, heat, 1, steps=4).auc)
-    assert out["baseline"] == out["deletion"].baseline == out["insertion"].baseline == "mean"
-    assert len(out["insertion"].scores) == 5
+    assert out.deletion.auc == pytest.approx(expected.auc)
+    assert out.deletion.auc != pytest.approx(deletion_auc(linear, img, heat, 1, steps=4).auc)
+    assert out.baseline == out.deletion.baseline == out.insertion.baseline == "mean"
+    assert len(out.insertion.scores) == 5

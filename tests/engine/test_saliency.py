@@ -193,4 +193,4 @@ def test_saliency_job(tmp_path) -> None:
     assert isinstance(events[-1], Finished) and events[-1].reason == "done", events[-1]
     assert [e.step for e in events if isinstance(e, Progress)] == [0, 2, 4, 6]
     out = events[-1].result
-    assert out["map"].shape == (12, 12) and out["signed"] and out["method"] == "integrated"
+    assert out.map.shape == (12, 12) and out.signed and out.method == "integrated"

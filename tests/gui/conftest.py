@@ -140,10 +140,10 @@ def reset_window(qtbot, w, spec: str, image: str):
     from engine import job_handlers
 
     engine_model = job_handlers._state["current"]  # process-wide: other tests' engine threads may change it
-    if (w.state.model or {}).get("spec") != spec or engine_model is None or engine_model.spec != spec:
+    if w.state.model_spec != spec or engine_model is None or engine_model.spec != spec:
         w.state.model = None
         w.open_model(spec)
-        qtbot.waitUntil(lambda: (w.state.model or {}).get("spec") == spec, timeout=60_000)
+        qtbot.waitUntil(lambda: w.state.model_spec == spec, timeout=60_000)
     if w.state.image_spec != image:
         w.select_image(image)
         qtbot.waitUntil(lambda: w.state.image_spec == image, timeout=10_000)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.jobs import Request
+from engine.contract import LoadModelParams
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def view(qtbot, assets, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: client.is_ready, timeout=120_000)
     got = {}
     client.finished.connect(lambda e: got.setdefault("model", e.result))
-    client.submit(Request("load_model", {"spec": str(assets["model"])}, owner="test"))
+    client.submit(LoadModelParams(str(assets["model"])).request("test"))
     qtbot.waitUntil(lambda: "model" in got, timeout=60_000)
     v = DatasetView(state, client)
     qtbot.addWidget(v)
@@ -112,7 +112,7 @@ def test_scan_browse_units_classes_images_and_export(qtbot, view, dataset_folder
     v.compare()
     assert v.sep_table.rowCount() == 8
     qtbot.waitUntil(lambda: "compare" in v.figures, timeout=30_000)
-    assert v.compare_result["separation"].a == "four"
+    assert v.compare_result.separation.a == "four" and v.compare_result.examples.ids.shape[0] == 2
 
     # the Classes page's export names the command that writes the same figure, bit for bit
     v.heat_mode.setCurrentIndex(v.heat_mode.findData("raw"))
@@ -126,7 +126,7 @@ def test_scan_browse_units_classes_images_and_export(qtbot, view, dataset_folder
     v.image_count.setValue(4)
     v.show_images()
     qtbot.waitUntil(lambda: "images" in v.figures, timeout=30_000)
-    assert len(v.maps_result["maps"]) == 4
+    assert len(v.maps_result.maps) == 4 and v.maps_result.ids == (0, 1, 2, 3)
     image, meta = v.export_image()
     assert meta["page"] == "images" and "--page images --first 0 --count 4" in meta["command"]
 
@@ -186,7 +186,7 @@ def test_builtin_source_follows_the_models_input_channels(qtbot, view, dataset_f
     v = view
     assert v.source == SOURCES[0]  # the tiny digits-shaped model takes one channel
     got = {}
-    request = Request("load_model", {"spec": "builtin:shapes"}, owner="test")
+    request = LoadModelParams("builtin:shapes").request("test")
     v.client.finished.connect(
         lambda e: got.setdefault("model", e.result) if e.job_id == request.job_id else None
     )

@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
 
 from engine.jobs import Finished, Request
+from engine.maximize.objective_terms import channel, class_logit, neuron
 
 
 def _pump(ms: int) -> None:
@@ -61,7 +62,7 @@ def ready(setup, qtbot):
     state, client = setup
     done: list[Finished] = []
     client.finished.connect(lambda e: done.append(e))
-    request = Request("load_model", {"spec": state.model["spec"]}, owner="test")
+    request = Request("load_model", {"spec": state.model.spec}, owner="test")
     client.submit(request)
     qtbot.waitUntil(lambda: any(e.job_id == request.job_id for e in done), timeout=60_000)
     client.finished.disconnect()
@@ -89,7 +90,7 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
     view = maximize_view
     view.set_mode("channel")
     view.channel_spin.setValue(3)
-    assert view.objective() == "conv1:3"
+    assert str(view.objective()) == "conv1:3"
     view.panel.run_button.click()
     assert view.panel.stop_button.isEnabled()
     qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
@@ -101,7 +102,7 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
     assert "objective" in view.report.text() and "silent" not in view.report.text()
     # auto read point (None): conv1 reads the input, so the engine read it after its ReLU
     assert view.run_settings["pre_activation"] is None and not view.remedy.isVisibleTo(view)
-    assert view.result["settings"]["pre_activation"] is False
+    assert view.result.settings["pre_activation"] is False
     image, settings = view.export_image()
     assert image.dtype == np.uint8 and image.shape == (28, 28, 3)
     assert settings["objective"] == "conv1:3" and settings["kind"] == "maximize"
@@ -114,7 +115,7 @@ def test_maximize_tab_runs_a_job_and_the_pane_receives_frames(maximize_view, qtb
 def _handle(state):
     import engine
 
-    return engine.load_model(state.model["spec"])
+    return engine.load_model(state.model.spec)
 
 
 def _wait_units(view) -> None:
@@ -138,7 +139,7 @@ def test_the_tab_opens_on_the_most_active_channel_and_reports_dead_units(maximiz
         _wait_units(view)
         assert view.activity.layer == layer
         assert view.channel_spin.value() == act.best
-        assert view.objective() == f"{layer}:{act.best}"
+        assert view.objective() == channel(layer, act.best)
         note = view.unit_note.text()
         assert f"most selective on the shipped samples that fit the model: channel {act.best}" in note
         if act.dead:
@@ -155,13 +156,13 @@ def test_the_tab_opens_on_the_most_active_channel_and_reports_dead_units(maximiz
 def test_after_the_activation_is_an_unchecked_option_saved_under_a_new_key(maximize_view, tmp_path):
     view = maximize_view
     assert view.post_check.text() == "After the activation" and not view.post_check.isChecked()
-    assert view.params()["pre_activation"] is None  # auto: before the activation, except a first-layer conv
+    assert view.params().pre_activation is None  # auto: before the activation, except a first-layer conv
     view.post_check.setChecked(True)
-    assert view.params()["pre_activation"] is False
+    assert view.params().pre_activation is False
     old = QSettings(str(tmp_path / "old.ini"), QSettings.Format.IniFormat)
     old.setValue("pre_activation", False)  # saved by the old "Before the ReLU" checkbox, unchecked
     view.restore_settings(old)
-    assert not view.post_check.isChecked() and view.params()["pre_activation"] is None
+    assert not view.post_check.isChecked() and view.params().pre_activation is None
     view.post_check.setChecked(True)
     new = QSettings(str(tmp_path / "new.ini"), QSettings.Format.IniFormat)
     view.save_settings(new)
@@ -189,7 +190,7 @@ def test_a_silent_unit_stops_early_and_the_remedy_reruns(maximize_view, monkeypa
     view.post_check.setChecked(True)
     view.start()
     _process_until(lambda: view.result is not None)
-    assert view.result["stopped"] == "silent" and len(view.result["losses"]) < 20
+    assert view.result.stopped == "silent" and len(view.result.losses) < 20
     assert "unit is silent from this start" in view.report.text()
     assert view.panel.status.text().startswith("stopped early")
     assert view.remedy.isVisibleTo(view) and view.pre_button.isVisibleTo(view)
@@ -197,9 +198,9 @@ def test_a_silent_unit_stops_early_and_the_remedy_reruns(maximize_view, monkeypa
     view.pre_button.click()
     assert view.result is None and not view.post_check.isChecked()
     _process_until(lambda: view.result is not None)
-    assert view.run_settings["pre_activation"] is True and view.result["settings"]["pre_activation"] is True
-    assert "stopped" not in view.result and len(view.result["losses"]) == 20
-    assert view.result["objective"][0] > view.result["start_objective"][0]
+    assert view.run_settings["pre_activation"] is True and view.result.settings["pre_activation"] is True
+    assert view.result.stopped == "" and len(view.result.losses) == 20
+    assert view.result.objective[0] > view.result.start_objective[0]
     assert "silent" not in view.report.text() and not view.remedy.isVisibleTo(view)
     # the other remedy starts from the photo
     view.post_check.setChecked(True)
@@ -208,7 +209,7 @@ def test_a_silent_unit_stops_early_and_the_remedy_reruns(maximize_view, monkeypa
     view.photo_button.click()
     assert view.start_box.currentData() == "photo"
     _process_until(lambda: view.result is not None)
-    assert view.result["settings"]["init"] == "photo"
+    assert view.result.settings["init"] == "photo"
     view.post_check.setChecked(False)
     view.start_box.setCurrentIndex(view.start_box.findData("noise"))
 
@@ -244,11 +245,9 @@ def test_all_channels_fill_the_grid_chunk_by_chunk(maximize_view, qtbot, monkeyp
     view = maximize_view
     offsets: list[int] = []
     original = view.job_frame
-    monkeypatch.setattr(
-        view, "job_frame", lambda tag, e: (offsets.append(e.info.get("offset", 0)), original(tag, e))
-    )
+    monkeypatch.setattr(view, "job_frame", lambda tag, e: (offsets.append(e.info.offset), original(tag, e)))
     view.set_mode("all")
-    assert view.objective() == "conv1:*"
+    assert view.objective() == channel("conv1", "*") and view.params().chunk == 3
     view.start()
     qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
     assert view.images.shape == (8, 28, 28, 1)
@@ -261,7 +260,7 @@ def test_class_mode_reports_the_prediction(maximize_view, qtbot):
     view = maximize_view
     view.set_mode("class")
     view.class_box.setCurrentIndex(7)
-    assert view.objective() == "class:7"
+    assert view.objective() == class_logit(7)
     view.start()
     qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
     assert "the network calls this" in view.report.text()
@@ -273,9 +272,19 @@ def test_stop_ends_the_job_within_a_step(maximize_view, qtbot, monkeypatch):
     view = maximize_view
     view.set_mode("layer")
     view.steps_spin.setValue(100_000)
+    calls: list[tuple] = []
+    pause, set_lr_scale = view.client.pause, view.client.set_lr_scale
+    monkeypatch.setattr(view.client, "pause", lambda *a: (calls.append(("pause", *a)), pause(*a)))
+    monkeypatch.setattr(view.client, "set_lr_scale", lambda *a: (calls.append(("lr", *a)), set_lr_scale(*a)))
     view.start()
+    job_id = view.jobs[""]
     qtbot.waitUntil(lambda: view.frames_seen >= 2, timeout=60_000)
+    view.panel.lr.setValue(2 * view.run_lr)  # the step size acts on the running job's handle
     view.panel.pause_button.click()  # pause, then stop while paused: the job must still end
+    assert calls == [("lr", job_id, 2.0), ("pause", job_id, True)]
+    paused_at = view.frames_seen
+    _pump(300)
+    assert view.frames_seen <= paused_at + 1  # at most the frame already on its way
     view.panel.stop_button.click()
     qtbot.waitUntil(lambda: not view.client.busy(), timeout=10_000)
     seen = view.frames_seen
@@ -329,13 +338,16 @@ def test_a_unit_handed_in_from_another_tab_is_kept(maximize_view):
     _wait_units(view)
     h = _handle(view.state)
     best = engine.unit_activity(h, "block/inner_conv", sample_batch(h)[0]).best
-    channel = (best + 1) % 12
-    view.set_objective(f"block/inner_conv:{channel}")
+    unit = (best + 1) % 12
+    view.set_objective(f"block/inner_conv:{unit}")
     assert view.state.layer == "block/inner_conv" and view.mode == "channel"
     _process_until(lambda: view.activity is not None and view.activity.layer == "block/inner_conv")
     _process_until(lambda: view.scan is not None)
-    assert view.channel_spin.value() == channel and view.objective() == f"block/inner_conv:{channel}"
+    assert view.channel_spin.value() == unit and view.objective() == channel("block/inner_conv", unit)
     view.set_objective("conv1:2@5,6")
-    assert view.objective() == "conv1:2@5,6" and view.mode == "neuron"
+    assert view.objective() == neuron("conv1", 2, 5, 6) and view.mode == "neuron"
+    view.set_objective(channel("conv1", 3))  # an objective object is handed in the same way
+    assert view.mode == "channel" and view.objective() == channel("conv1", 3)
     view.set_objective("0.5*conv1:1 - class:2")
-    assert view.mode == "expression" and view.objective() == "0.5*conv1:1 - class:2"
+    assert view.mode == "expression" and str(view.objective()) == "0.5*conv1:1 - class:2"
+    assert view.objective() == 0.5 * channel("conv1", 1) - class_logit(2)

@@ -61,7 +61,7 @@ def test_change_normalization_and_export_matches_engine_render(qtbot, win, tmp_p
     meta = json.dumps(sidecar_of(out))
     assert layer in meta and "per_map" in meta and "magma" in meta
 
-    h = engine.load_model(win.state.model["spec"])
+    h = engine.load_model(win.state.model_spec)
     maps = engine.feature_maps(h, win.state.image, [layer])[layer]
     expected = render.feature_grid(maps, norm="per_map", cmap="magma", cols=4).image
     assert np.array_equal(render_maps(maps, "per_map", "magma", 4).image, expected)
@@ -166,7 +166,7 @@ def test_hover_draws_the_receptive_field_on_the_input(qtbot, tiny_win):
     qtbot.waitUntil(lambda: view.rf is not None, timeout=10_000)
     view.large.hovered.emit(2, 5)
     assert view.input.box.isVisible()
-    h = engine.load_model(win.state.model["spec"])
+    h = engine.load_model(win.state.model_spec)
     rf = engine.receptive_field(h, "block/inner_conv")
     top, left, bottom, right = rf.box_clipped(2, 5, h.input_shape[:2])
     sy = win.state.image.shape[0] / h.input_shape[0]
@@ -228,7 +228,7 @@ def test_filters_view_rgb_first_layer(qtbot, win, tmp_path_factory):
     keras.Model(inp, out).save(path)
 
     win.open_model(str(path))
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(path), timeout=30_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == str(path), timeout=30_000)
     win.tabs.setCurrentIndex([v.owner for v in win.views].index("filters"))
     view = win.view("filters")
     win.layer_tree.select("rgb_conv")
@@ -271,7 +271,7 @@ def test_filters_fill_the_pane_side_by_side_when_wide_stacked_when_tall(qtbot, w
     out = keras.layers.Dense(2, activation="softmax", name="out")(keras.layers.Flatten()(x))
     keras.Model(inp, out).save(path)
     win.open_model(str(path))
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(path), timeout=30_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == str(path), timeout=30_000)
     win.tabs.setCurrentIndex([v.owner for v in win.views].index("filters"))
     view = win.view("filters")
     win.layer_tree.select("conv1")

@@ -94,16 +94,16 @@ def _judge(view, w) -> None:
     elif owner in ("maximize", "dream"):
         result = view.result
         assert result is not None, f"{owner}: no result"
-        final = np.asarray(result["images"], np.float32)
-        frames = result.get("frames") or []
+        final = np.asarray(result.images, np.float32)
+        frames = result.frames
         assert frames, f"{owner}: no frame was recorded"
         start = np.asarray(frames[0][1], np.float32)
         start = start / 255.0 if start.max() > 1.5 else start
         assert _differs(final, start), f"{owner}: the result did not move from its start"
-        losses = result.get("losses") or []
+        losses = result.losses
         assert len(losses) >= 2 and losses[-1] > losses[0], f"{owner}: the objective did not rise"
         if owner == "maximize":
-            assert not result.get("silent"), f"maximize: the default unit is silent: {result.get('message')}"
+            assert not result.silent, f"maximize: the default unit is silent: {result.message}"
     elif owner == "attribution":
         heat = view._primary_heat()
         assert heat is not None and float(np.std(heat)) > 1e-3, "the CAM is flat"

@@ -40,14 +40,14 @@ def drop(window, paths) -> None:
 
 # ----- start-up ------------------------------------------------------------------------
 def test_window_shows_model_layers_device_and_predictions(qtbot, win):
-    device = win.device_label.text()
+    device = win.status_bar.device_label.text()
     assert device == "CPU" or device.startswith("GPU")
-    assert win.state.model_name in win.model_label.text()
+    assert win.state.model_name in win.status_bar.model_label.text()
     assert win.layer_tree.paths() == [i.path for i in win.state.all_layers()]
     qtbot.waitUntil(lambda: len(win.predictions.rows) == 5, timeout=10_000)
     probs = [p for _, p in win.predictions.rows]
     assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] <= probs[0] <= 1
-    names = win.state.model.get("class_names")
+    names = win.state.class_names
     if names:
         assert all(label in names for label, _ in win.predictions.rows)
     assert win.layer_tree.current_path() == win.state.layer == win.state.default_layer()
@@ -65,7 +65,7 @@ seen = {{}}
 w = create_window("builtin:digits", show=False)
 def on_shown(t):
     seen["tf"] = "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant")
-    seen["label"] = w.device_label.text()
+    seen["label"] = w.status_bar.device_label.text()
     QTimer.singleShot(300, close)
 def close():
     seen["ready_at_close"] = w.client.is_ready
@@ -195,7 +195,7 @@ def test_dropping_a_folder_adds_its_images(qtbot, idle, win, assets):
 def test_dropping_model_and_image_files(qtbot, idle, win, assets):
     drop(win, [assets["images"][2], assets["model"]])
     qtbot.waitUntil(lambda: win.state.image_spec == str(assets["images"][2]), timeout=10_000)
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(assets["model"]), timeout=30_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == str(assets["model"]), timeout=30_000)
     idle(win)
     drop(win, [assets["folder"] / "notes.txt"])
     assert "not a model or an image" in win.message_bar.text()
@@ -236,14 +236,14 @@ def test_cancel_a_job_midway_from_the_status_bar(qtbot, idle, win):
         lambda: any(isinstance(e, Progress) and e.job_id == job and e.step >= 3 for e in events),
         timeout=10_000,
     )
-    qtbot.waitUntil(lambda: win.cancel_button.isVisible(), timeout=5_000)
-    assert win.job_label.text().startswith("waiting") and win.progress.maximum() == 400
-    qtbot.mouseClick(win.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.status_bar.cancel_button.isVisible(), timeout=5_000)
+    assert win.status_bar.job_label.text().startswith("waiting") and win.status_bar.progress.maximum() == 400
+    qtbot.mouseClick(win.status_bar.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any(isinstance(e, Finished) and e.job_id == job for e in events), timeout=5_000)
     done = [e for e in events if isinstance(e, Finished) and e.job_id == job][0]
     assert done.reason == "cancelled"
     assert max(e.step for e in events if isinstance(e, Progress) and e.job_id == job) < 400
-    qtbot.waitUntil(lambda: not win.cancel_button.isVisible())
+    qtbot.waitUntil(lambda: not win.status_bar.cancel_button.isVisible())
     win.client.progress.disconnect(events.append)
     win.client.finished.disconnect(events.append)
     win.update_predictions()  # the engine still works
@@ -285,7 +285,7 @@ def test_corrupt_model_shows_an_error_and_the_window_keeps_working(qtbot, win, a
     qtbot.waitUntil(lambda: bool(win.message_bar.text()), timeout=30_000)
     assert "broken.keras" in win.message_bar.text()
     assert win.message_bar.kind == "error"
-    assert win.state.model_name == name and name in win.model_label.text()
+    assert win.state.model_name == name and name in win.status_bar.model_label.text()
     layer = [i.path for i in win.state.all_layers() if i.kind == "conv"][-1]
     win.layer_tree.select(layer)
     qtbot.waitUntil(lambda: maps_ready(view, layer), timeout=10_000)
@@ -308,7 +308,7 @@ def test_an_unsafe_model_offers_trust_by_the_failure_kind(qtbot, idle, win, tmp_
         win.message_bar.action_button.isVisible() and win.message_bar.action_button.text() == "Trust and load"
     )
     win.message_bar.action_button.click()
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == str(path), timeout=30_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == str(path), timeout=30_000)
     idle(win)
 
 
@@ -479,27 +479,27 @@ def test_a_loaded_model_gets_a_fitting_image_and_its_own_back_on_reopen(qtbot, i
     for spec in (tiny, "builtin:shapes"):
         cfg.remember_image(win.settings, spec, "")  # as if these models had never been opened
     win.open_model(tiny)
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == tiny, timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == tiny, timeout=60_000)
     qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_0", timeout=10_000)
     assert win.image_browser.specs()[0] == "builtin:digit_0"
     win.image_browser.select("builtin:digit_4")
     qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_4", timeout=10_000)
 
     win.open_model("builtin:shapes")  # a digit does not fit shapes: a shape sample
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == "builtin:shapes", timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == "builtin:shapes", timeout=60_000)
     qtbot.waitUntil(lambda: (win.state.image_spec or "").startswith("builtin:shape_"), timeout=10_000)
     assert win.image_browser.specs()[0].startswith("builtin:shape_")
     idle(win)
 
     win.open_model(tiny)  # reopened: its own last image, not the first digit
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == tiny, timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == tiny, timeout=60_000)
     qtbot.waitUntil(lambda: win.state.image_spec == "builtin:digit_4", timeout=10_000)
 
     own = str(assets["images"][2])  # the user's own image stays whatever the model
     win.select_image(own)
     qtbot.waitUntil(lambda: win.state.image_spec == own, timeout=10_000)
     win.open_model("builtin:shapes")
-    qtbot.waitUntil(lambda: (win.state.model or {}).get("spec") == "builtin:shapes", timeout=60_000)
+    qtbot.waitUntil(lambda: win.state.model_spec == "builtin:shapes", timeout=60_000)
     idle(win)
     assert win.state.image_spec == own
 
