@@ -357,6 +357,11 @@ def write_npy(path: PathArg, array: np.ndarray, settings: Settings, overwrite: b
     return _write_with_sidecar(path, write, settings, overwrite)
 
 
+def write_bytes(path: PathArg, data: bytes, settings: Settings, overwrite: bool = False) -> Written:
+    """Write ready-made file bytes (a composed figure) and their sidecar, atomically."""
+    return _write_with_sidecar(path, bytes(data), settings, overwrite)
+
+
 def read_sidecar(path: PathArg) -> dict[str, Any]:
     """The sidecar dict of an export, given the exported file ("fig.png") or the sidecar itself."""
     p = Path(path)

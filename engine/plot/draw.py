@@ -1,0 +1,284 @@
+"""Draw a FigureSpec with matplotlib (Agg, no Qt): title, a grid of panels, colour bar, curve, caption.
+
+The layout is computed in inches, so a figure has exactly the size asked for: with a height
+given, the panels shrink to fit it; without one, the height follows from the width and the
+panels' aspect (a "paper" figure is as tall as its content). Raster panels are upsampled by an
+integer factor with nearest neighbour to about the pixels they cover, so cells stay crisp in
+PNG and in the rasters a PDF or SVG embeds; text stays text in vector output (style.py).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.plot.size import FigureSize, parse_size
+from engine.plot.spec import ColorBar, FigureSpec, Panel
+from engine.plot.style import Style, get_style
+
+PT = 1 / 72  # inches per point
+MAX_UPSAMPLE_PX = 4096  # a panel's raster is upsampled to at most this many pixels a side
+
+
+def mpl_colormap(name: str) -> Any:
+    """A matplotlib colormap: the engine's own tables for its names (the screen's exact colours),
+    else matplotlib's registry."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    from engine import render
+
+    if name in render.COLORMAPS:
+        return ListedColormap(render.colormap(name).astype(np.float64) / 255.0, name=f"convscope_{name}")
+    return matplotlib.colormaps[name]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where everything goes, in inches from the top-left corner of the figure."""
+
+    width: float
+    height: float
+    title_lines: list[str]
+    caption_lines: list[str]
+    rows: int
+    cols: int
+    cell_w: float  # one panel's image width
+    cell_h: float  # one panel's image height
+    label_h: float  # the text above each panel
+    grid_top: float
+    grid_left: float
+    gap: float
+    cbar: tuple[float, float, float, float] | None  # left, top, width, height
+    curve: tuple[float, float, float, float] | None
+
+
+def _wrap(text: str, width_in: float, font_pt: float) -> list[str]:
+    if not text:
+        return []
+    chars = max(12, int(width_in / (font_pt * 0.52 * PT)))
+    lines: list[str] = []
+    for part in text.split("\n"):
+        lines += textwrap.wrap(part, chars) or [""]
+    return lines
+
+
+def _panel_aspect(spec: FigureSpec) -> float:
+    """Height over width of the panels' images (the largest, so every panel fits its cell)."""
+    aspects = [p.image.shape[0] / max(1, p.image.shape[1]) for p in spec.panels]
+    return max(aspects) if aspects else 1.0
+
+
+def _cols(spec: FigureSpec) -> int:
+    n = len(spec.panels)
+    if spec.cols:
+        return max(1, min(int(spec.cols), n))
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def layout(spec: FigureSpec, style: Style, size: FigureSize) -> _Layout:
+    """Place title, panels, colour bar, curve and caption for this width (and height, if given)."""
+    f = style.font_pt
+    width = size.width_in
+    margin = 0.06 + 0.25 * f * PT * 4
+    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15)
+    caption_lines = _wrap(spec.caption, width - 2 * margin, f * 0.85)
+    title_h = len(title_lines) * f * 1.15 * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
+    caption_h = len(caption_lines) * f * 0.85 * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
+    n = len(spec.panels)
+    cols = _cols(spec) if n else 1
+    rows = math.ceil(n / cols) if n else 0
+    labelled = any(p.label or p.note or p.gain is not None for p in spec.panels)
+    lines = max((1 + bool(p.note or p.gain is not None) for p in spec.panels), default=0) if labelled else 0
+    label_h = lines * f * 0.85 * 1.3 * PT
+    gap = max(0.04, 0.35 * f * PT * 2)
+    cbar_w = (
+        (0.12 + 4.2 * f * 0.85 * PT + (1.4 * f * PT if spec.colorbar and spec.colorbar.label else 0))
+        if spec.colorbar
+        else 0.0
+    )
+    curve_h_wanted = (min(0.42 * width, 2.6) if rows else width * 0.55) if spec.curve is not None else 0.0
+    curve_pad = 3.2 * f * PT if spec.curve is not None else 0.0  # tick labels and axis label below
+    grid_w = width - 2 * margin - cbar_w
+    aspect = _panel_aspect(spec)
+    cell_w = (grid_w - (cols - 1) * gap) / cols if rows else 0.0
+    cell_h = cell_w * aspect
+    fixed = (
+        margin + title_h + caption_h + margin * 0.5 + (curve_h_wanted + curve_pad + gap if spec.curve else 0)
+    )
+    grid_h = rows * (cell_h + label_h) + max(0, rows - 1) * gap
+    if size.height_in is None:
+        height = fixed + grid_h
+    else:
+        height = size.height_in
+        room = height - fixed
+        if rows and room < grid_h:  # shrink the panels (and the curve, if even that is not enough)
+            if room < rows * (label_h + 0.1) + (rows - 1) * gap:
+                curve_h_wanted = max(0.3, curve_h_wanted - (rows * (label_h + 0.3) - room))
+                room = height - (fixed - (min(0.42 * width, 2.6) - curve_h_wanted))
+            cell_h = max(0.05, (room - (rows - 1) * gap) / rows - label_h)
+            cell_w = cell_h / aspect
+        elif not rows and spec.curve is not None:
+            curve_h_wanted = max(0.3, height - fixed + curve_h_wanted)
+    grid_w_used = cols * cell_w + (cols - 1) * gap if rows else 0.0
+    grid_left = margin + max(0.0, (grid_w - grid_w_used) / 2)
+    grid_top = margin * 0.5 + title_h
+    grid_h = rows * (cell_h + label_h) + max(0, rows - 1) * gap
+    cbar = None
+    if spec.colorbar is not None:
+        bar_h = grid_h - label_h if rows else min(2.0, curve_h_wanted)
+        cbar = (grid_left + grid_w_used + gap * 1.5, grid_top + label_h, 0.09 + 0.4 * f * PT, max(0.2, bar_h))
+    curve = None
+    if spec.curve is not None:
+        left_pad = 5.5 * f * 0.85 * PT
+        top = grid_top + grid_h + (gap + 0.6 * f * PT if rows else 0)
+        curve = (margin + left_pad, top, width - 2 * margin - left_pad, curve_h_wanted)
+    return _Layout(
+        width,
+        height,
+        title_lines,
+        caption_lines,
+        rows,
+        cols,
+        cell_w,
+        cell_h,
+        label_h,
+        grid_top,
+        grid_left,
+        gap,
+        cbar,
+        curve,
+    )
+
+
+def _crisp(image: np.ndarray, px_w: float) -> tuple[np.ndarray, int]:
+    """Upsample by the integer factor that brings the image to about px_w pixels wide (nearest);
+    returns the image and the factor."""
+    w = image.shape[1]
+    factor = int(
+        max(1, min(px_w / max(1, w), MAX_UPSAMPLE_PX / max(1, w), MAX_UPSAMPLE_PX / max(1, image.shape[0])))
+    )
+    if factor <= 1:
+        return image, 1
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1), factor
+
+
+def _as_displayable(panel: Panel) -> tuple[np.ndarray, dict[str, Any]]:
+    img = np.asarray(panel.image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        cmap = mpl_colormap(panel.cmap or "gray")
+        vmin = panel.vmin if panel.vmin is not None else float(np.nanmin(img)) if img.size else 0.0
+        vmax = panel.vmax if panel.vmax is not None else float(np.nanmax(img)) if img.size else 1.0
+        return img.astype(np.float32), {"cmap": cmap, "vmin": vmin, "vmax": vmax}
+    if img.dtype != np.uint8:
+        img = np.clip(np.nan_to_num(img.astype(np.float32)), 0.0, 1.0)
+    return img, {}
+
+
+def _panel_text(panel: Panel) -> str:
+    second = " ".join(t for t in (panel.note, f"×{panel.gain:.3g}" if panel.gain is not None else "") if t)
+    return "\n".join(t for t in (panel.label, second) if t)
+
+
+def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | None = None) -> Any:
+    """The matplotlib Figure of `spec` at `size` (default: the style's) in `style`."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    st = get_style(style)
+    size = size or parse_size(style=st.name)
+    with matplotlib.rc_context(st.rc()):
+        lay = layout(spec, st, size)
+        fig = Figure(figsize=(lay.width, lay.height), dpi=size.dpi)
+
+        def axes(left: float, top: float, w: float, h: float) -> Any:
+            return fig.add_axes((left / lay.width, 1 - (top + h) / lay.height, w / lay.width, h / lay.height))
+
+        f = st.font_pt
+        if lay.title_lines:
+            fig.text(
+                0.5,
+                1 - (0.5 * f * PT + 0.06) / lay.height,
+                "\n".join(lay.title_lines),
+                ha="center",
+                va="top",
+                fontsize=f * 1.15,
+                fontweight="bold",
+                linespacing=1.25,
+            )
+        for k, panel in enumerate(spec.panels):
+            r, c = divmod(k, lay.cols)
+            left = lay.grid_left + c * (lay.cell_w + lay.gap)
+            top = lay.grid_top + r * (lay.cell_h + lay.label_h + lay.gap) + lay.label_h
+            img, kw = _as_displayable(panel)
+            aspect = img.shape[0] / max(1, img.shape[1])
+            h = min(lay.cell_h, lay.cell_w * aspect)
+            w = h / aspect if aspect > 0 else lay.cell_w
+            ax = axes(left + (lay.cell_w - w) / 2, top, w, h)
+            ax.set_label(f"panel {k}")
+            crisp, factor = _crisp(img, w * size.dpi)
+            ax.imshow(crisp, interpolation="nearest", resample=False, **kw)
+            _ticks(ax, panel, img.shape[:2], factor, f)
+            for side in ax.spines.values():
+                side.set_linewidth(0.4)
+            text = _panel_text(panel)
+            if text:
+                ax.set_title(text, fontsize=f * 0.85, pad=2, linespacing=1.15)
+        if spec.colorbar is not None and lay.cbar is not None:
+            cax = axes(*lay.cbar)
+            cax.set_label("colorbar")  # tests and callers find the axes by label
+            _colorbar(fig, cax, spec.colorbar, ScalarMappable, Normalize)
+        if spec.curve is not None and lay.curve is not None:
+            ax = axes(*lay.curve)
+            ax.set_label("curve")
+            for label, ys in spec.curve.ys:
+                ax.plot(np.asarray(spec.curve.x)[: len(ys)], np.asarray(ys, np.float64), label=label or None)
+            ax.set_xlabel(spec.curve.xlabel)
+            ax.set_ylabel(spec.curve.ylabel)
+            ax.spines[["top", "right"]].set_visible(False)
+            if any(label for label, _ in spec.curve.ys) and len(spec.curve.ys) > 1:
+                ax.legend(frameon=False)
+        if lay.caption_lines:
+            fig.text(
+                0.5,
+                (0.06 + 0.2 * f * PT) / lay.height,
+                "\n".join(lay.caption_lines),
+                ha="center",
+                va="bottom",
+                fontsize=f * 0.85,
+                linespacing=1.25,
+            )
+    fig._convscope_style = st  # noqa: SLF001 - save.py renders with the same rcParams
+    return fig
+
+
+def _ticks(ax: Any, panel: Panel, shape: tuple[int, int], factor: int, font_pt: float) -> None:
+    """Label the rows/columns of a panel (a heatmap's classes and units), or hide the ticks."""
+    rows, cols = shape
+    for labels, n, set_ticks, axis in (
+        (panel.xticks, cols, ax.set_xticks, "x"),
+        (panel.yticks, rows, ax.set_yticks, "y"),
+    ):
+        if labels and len(labels) == n:
+            set_ticks((np.arange(n) + 0.5) * factor - 0.5, list(labels), fontsize=font_pt * 0.7)
+            ax.tick_params(axis=axis, length=0, labelrotation=90 if axis == "x" else 0)
+        else:
+            set_ticks([])
+
+
+def _colorbar(fig: Any, cax: Any, bar: ColorBar, ScalarMappable: Any, Normalize: Any) -> None:
+    mappable = ScalarMappable(norm=Normalize(vmin=bar.vmin, vmax=bar.vmax), cmap=mpl_colormap(bar.cmap))
+    cb = fig.colorbar(mappable, cax=cax)
+    cb.outline.set_linewidth(0.4)
+    if bar.label:
+        cb.set_label(bar.label)
