@@ -14,18 +14,53 @@ import sys
 import textwrap
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engine.models import ModelHandle
+    from engine.plot.spec import FigureSpec
 
 COMMANDS = ("info", "export", "train")
+FIGURE_SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf")  # a figure (engine.plot.write_figure)
+RAW_SUFFIXES = (".png", ".tif", ".tiff")  # --raw: the bare array image (engine.export.write_image)
 EXPORT_KINDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
-_RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What an export runner computed, for _export to write.
+
+    image: the raw uint8 array image (what the screen shows; --raw writes it bit for bit).
+    values: the numbers behind it (maps, weights, heatmap), written as FILE.npy by --raw.
+    figure: the publication figure (engine.plot); None while a kind has none (then the raw image
+    is written). writer(path, settings, overwrite) -> [paths]: the kind writes the file itself
+    (.gif animations, .npy arrays). report: lines printed after the written paths.
+    """
+
+    image: np.ndarray | None
+    settings: Mapping[str, Any]
+    report: Sequence[str] = ()
+    values: np.ndarray | None = None
+    figure: FigureSpec | None = None
+    writer: Callable[[Path, dict[str, Any], bool], list[Path]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, result: Produced | Mapping[str, Any]) -> Produced:
+        """A runner's result as Produced (runners not converted yet return a dict of the same keys)."""
+        if isinstance(result, Produced):
+            return result
+        known = ("image", "settings", "report", "values", "figure", "writer")
+        return cls(**{k: result[k] for k in known if k in result} | {"image": result.get("image")})
+
+
+_RUNNERS: dict[str, Callable[[argparse.Namespace], Produced | dict[str, Any]]] = {}
 
 
 class CliError(EngineError):
@@ -60,8 +95,42 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _out_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output file (.png, .tif; .json sidecar written beside it)")
+    """--out, --overwrite and the figure options every kind shares: --raw, --size, --dpi, --width, --style.
+
+    These names are taken for every kind: a kind's own options must not reuse them (maximize's
+    canvas is --canvas, cam's look --map-style).
+    """
+    from engine.plot.style import STYLES
+
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output file: a figure (.png .tif .tiff .svg .pdf) or, with --raw, the bare image "
+        "(.png .tif); FILE.json sidecar beside it",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    fig = p.add_argument_group("figure or raw output")
+    fig.add_argument(
+        "--raw",
+        action="store_true",
+        help="instead of the figure: the bare array image at native resolution (the screen's pixels) and FILE.npy of its values",
+    )
+    fig.add_argument(
+        "--size",
+        dest="figure_size",
+        metavar="WxH[in|px]",
+        help="figure size: 3.5x2.5in (inches, the default unit) or 1200x800px (default: the style's width, "
+        "the height from the layout)",
+    )
+    fig.add_argument("--dpi", type=float, help="raster resolution in dots per inch (default: the style's)")
+    fig.add_argument(
+        "--width", type=int, metavar="PX", help="figure width in pixels (height from the layout)"
+    )
+    fig.add_argument(
+        "--style",
+        choices=tuple(STYLES),
+        help="paper (serif 8 pt, 3.5 in single column; the default) or slide (sans, 16:9)",
+    )
 
 
 def export_kind(name: str, configure: Callable[[argparse.ArgumentParser], None], help: str | None = None):
@@ -71,7 +140,7 @@ def export_kind(name: str, configure: Callable[[argparse.ArgumentParser], None],
     _KIND_HELP).
     """
 
-    def register(fn: Callable[[argparse.Namespace], dict[str, Any]]):
+    def register(fn: Callable[[argparse.Namespace], Produced | dict[str, Any]]):
         EXPORT_KINDS[name] = configure
         _RUNNERS[name] = fn
         text = help or (fn.__doc__ or "").strip().split("\n")[0] or _KIND_HELP.get(name, "")
@@ -194,13 +263,16 @@ def _load(args: argparse.Namespace) -> ModelHandle:
     return load_model(args.model, trust=args.trust, scaling=args.scaling)
 
 
+_FLAGS = {"figure_size": "--size"}  # options whose dest is not their flag
+
+
 def command_line(kind: str, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
     """The `python main.py export ...` line that reproduces an export (for the sidecar)."""
     parts = ["python", "main.py", "export", kind]
     for key, value in sorted(vars(args).items()):
         if key in ("command", "kind", "overwrite", *skip) or value in (None, False):
             continue
-        flag = "--" + key.replace("_", "-")
+        flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
         if value is True:
             parts.append(flag)
         elif isinstance(value, list | tuple):
@@ -228,10 +300,11 @@ def _fm_options(p: argparse.ArgumentParser) -> None:
 
 
 @export_kind("featuremaps", _fm_options, help="the feature maps of a layer for one image")
-def _export_featuremaps(args: argparse.Namespace) -> dict[str, Any]:
+def _export_featuremaps(args: argparse.Namespace) -> Produced:
     from engine import render
     from engine.activations import feature_maps
     from engine.images import load_image
+    from engine.plot.features import featuremaps_figure
 
     h = _load(args)
     img = load_image(args.image)
@@ -249,7 +322,15 @@ def _export_featuremaps(args: argparse.Namespace) -> dict[str, Any]:
         "layout": "fixed",
         "scaling": h.scaling,
     }
-    return {"image": grid.image, "settings": settings}
+    figure = featuremaps_figure(maps, path, h.name, display_name(args.image), args.norm, args.cmap, args.cols)
+    return Produced(grid.image, settings, values=maps, figure=figure)
+
+
+def display_name(source: str) -> str:
+    """How a figure's title names an image or model given as a path or builtin:NAME."""
+    if ":" in source and not Path(source).exists():
+        return source.split(":", 1)[1] or source
+    return Path(source).name
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
@@ -270,14 +351,16 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
 
 
 @export_kind("filters", _filter_options, help="the filters (weights) of a conv layer")
-def _export_filters(args: argparse.Namespace) -> dict[str, Any]:
+def _export_filters(args: argparse.Namespace) -> Produced:
     from engine import render
+    from engine.plot.features import filters_figure
     from engine.weights import filters
 
     h = _load(args)
     path = h.resolve(args.layer)
+    kernel = filters(h, path)
     grid = render.filter_grid(
-        filters(h, path),
+        kernel,
         shared_scale=args.scale == "shared",
         max_out=args.max_filters,
         cols=args.cols,
@@ -292,7 +375,8 @@ def _export_filters(args: argparse.Namespace) -> dict[str, Any]:
         **grid.layout,
         "layout": "fixed",
     }
-    return {"image": grid.image, "settings": settings}
+    figure = filters_figure(kernel, path, h.name, args.scale == "shared", args.max_filters, cols=args.cols)
+    return Produced(grid.image, settings, values=kernel, figure=figure)
 
 
 def _load_export_plugins() -> None:
@@ -355,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
             "reproduces it. Every kind takes --model and --out (--overwrite replaces); a layer is always "
             "--layer, one channel of a spatial layer --channel, one unit of a dense layer --unit.",
             88,
+        )
+        + "\n\n"
+        + textwrap.fill(
+            "The figure (title, labelled panels, a colour bar of real values) takes the format of --out's "
+            "suffix: .png .tif .tiff .svg .pdf (vector output keeps text as text). Size it with "
+            "--size WxH (inches, or 1200x800px) and --dpi, or --width PX; --style paper (serif 8 pt, "
+            "3.5 in column; the default) or slide (sans, 16:9). --raw writes the bare array image at "
+            "native resolution instead, plus FILE.npy of its values.",
+            88,
         ),
         formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=30),
     )
@@ -378,29 +471,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _figure_options(args: argparse.Namespace) -> tuple[str, Any] | None:
+    """Cheap checks of --out's suffix and the figure options, before any model loads.
+
+    Returns (style, FigureSize) when a figure is to be written, None for --raw, .gif and .npy.
+    """
+    from engine.export import EXPORT_FORMATS
+    from engine.plot.size import parse_size
+
+    suffix = Path(args.out).suffix.lower()
+    allowed = sorted(EXPORT_FORMATS | set(FIGURE_SUFFIXES))
+    if suffix not in allowed:
+        raise CliError(f"cannot write {args.out!r}: use one of {', '.join(allowed)}")
+    figure_flags = [
+        flag
+        for flag, value in (("--size", args.figure_size), ("--dpi", args.dpi), ("--width", args.width))
+        if value is not None
+    ] + (["--style"] if args.style is not None else [])
+    if args.raw or suffix not in FIGURE_SUFFIXES:
+        if args.raw and suffix not in RAW_SUFFIXES:
+            raise CliError(f"--raw writes the bare image as {', '.join(RAW_SUFFIXES)}, not {suffix}")
+        if figure_flags:
+            why = "--raw" if args.raw else f"a {suffix} file"
+            raise CliError(f"{' '.join(figure_flags)} shape a figure; {why} is written at native resolution")
+        return None
+    style = args.style or "paper"
+    return style, parse_size(args.figure_size, args.dpi, args.width, style=style)
+
+
 def _export(args: argparse.Namespace) -> int:
-    from engine.export import EXPORT_FORMATS, write_image
+    from engine.export import write_image
 
     if not args.kind:
         raise CliError(f"main.py export: choose what to export: {', '.join(EXPORT_KINDS)}")
-    suffix = Path(args.out).suffix.lower()
-    if suffix not in EXPORT_FORMATS:
-        raise CliError(f"cannot write {args.out!r}: use one of {', '.join(sorted(EXPORT_FORMATS))}")
-    if Path(args.out).exists() and not args.overwrite:
+    figure_options = _figure_options(args)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
         raise CliError(f"{args.out} exists; pass --overwrite to replace it")
-    produced = _RUNNERS[args.kind](args)
-    settings = dict(produced["settings"])
+    produced = Produced.of(_RUNNERS[args.kind](args))
+    settings = dict(produced.settings)
     settings["command"] = command_line(args.kind, args)
-    writer = produced.get("writer")
-    if writer is not None:
-        written = writer(Path(args.out), settings, args.overwrite)
-    else:
-        written = write_image(Path(args.out), produced["image"], settings, overwrite=args.overwrite)
+    suffix = out.suffix.lower()
+    if produced.writer is not None and (suffix in (".gif", ".npy") or produced.image is None):
+        written = produced.writer(out, settings, args.overwrite)
+    elif args.raw:
+        written = _write_raw(out, produced, settings, args.overwrite)
+    elif figure_options is not None and produced.figure is not None:
+        from engine.plot import write_figure
+
+        style, size = figure_options
+        written = write_figure(
+            out, produced.figure, settings, style=style, size=size, overwrite=args.overwrite
+        )
+    else:  # .gif/.npy, or a kind without a figure yet: the bare image, as before figures
+        if suffix in (".svg", ".pdf"):
+            raise CliError(f"export {args.kind} has no figure yet; write .png or .tif")
+        written = write_image(out, produced.image, settings, overwrite=args.overwrite)
     for path in written:
         print(path)
-    for line in produced.get("report", ()):
+    for line in produced.report:
         print(line)
     return 0
+
+
+def _write_raw(out: Path, produced: Produced, settings: dict[str, Any], overwrite: bool) -> list[Path]:
+    """--raw: the runner's array image bit for bit, plus FILE.npy of its values when it has them."""
+    from engine.plot import raw_export
+
+    if produced.image is None:
+        raise CliError("this export has no array image to write with --raw")
+    return list(raw_export(out, produced.image, produced.values, settings, overwrite))
 
 
 def main(argv: list[str]) -> int:

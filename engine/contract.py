@@ -115,6 +115,12 @@ class ModelSummary:
             device=device,
         )
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field `key`, as the summary dict of earlier versions answered it: for scripts and
+        tools written against that dict (e.g. ../shared/tools/tour.py). Convscope's own code reads
+        attributes."""
+        return getattr(self, key, default) if key in self.__dataclass_fields__ else default
+
     def class_name(self, index: int) -> str:
         """The name of class `index`, or the index as text for a model without names."""
         names = self.class_names

@@ -4,17 +4,17 @@ File (models: a file, the Keras applications, the built-in models; images and fo
 Recent; Export View), View (docks, tabs by Ctrl+1…), Run (F5 runs the current tab, Esc
 stops every job) and Help (the shortcut table is read from the menus themselves). The
 dialogs remember their folders in QSettings and hand the choice to the window's
-open_model / open_images / open_folder / export_view.
+open_model / open_images / open_folder; File → Export View… opens gui/export_dialog.py's
+ExportDialog (figure or raw, format, size, DPI, style, preview).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QTabWidget
 
@@ -38,8 +38,6 @@ KERAS_APPLICATIONS = (
     "Xception",
     "ConvNeXtTiny",
 )
-EXPORT_FILTER = "PNG image (*.png);;TIFF image (*.tif *.tiff)"
-EXPORT_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 class MenusMixin:
@@ -177,22 +175,21 @@ class MenusMixin:
                 self.open_folder(path)
 
     def export_view_dialog(self) -> None:
+        """File → Export View…: the current tab as a figure or raw, with a preview (gui/export_dialog.py)."""
+        from gui.export_dialog import ExportDialog
+
         view = self.current_view()
         if view is None:
             return
-        folder = cfg.read(self.settings, "last/export_dir", str(Path.home()), str)
-        default = os.path.join(folder, f"{view.owner}.png")
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export View",
-            default,
-            EXPORT_FILTER,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        if path:
-            if Path(path).suffix.lower() not in EXPORT_SUFFIXES:
-                path += ".png"
-            self.export_view(path)
+        dialog = ExportDialog(view, self.settings, lambda question: self.ask(question), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._exported(dialog.written))
+        self.export_dialog = dialog
+        dialog.open()
+
+    def _exported(self, written: list[Path]) -> None:
+        if written:
+            self.statusBar().showMessage(f"exported {written[0]}", 5000)
 
     # ----- Help -----------------------------------------------------------------------
     def show_shortcuts(self) -> None:
@@ -226,6 +223,7 @@ class MenusMixin:
     open_images: Callable[..., None]
     open_folder: Callable[..., None]
     export_view: Callable[..., Any]
+    ask: Callable[[str], bool]
     current_view: Callable[[], View | None]
     run_current: Callable[[], None]
     stop_all: Callable[[], None]

@@ -1,14 +1,19 @@
 """`python main.py export cam ...` and `export saliency ...` (registered with engine.cli.export_kind).
 
-Each runner returns {"image": uint8 RGB, "settings": dict, "report": [lines]}; engine.cli
-writes the image and its JSON sidecar and prints the report. The figure comes from
-engine.attribution.figures, the functions the Attribution tab uses.
+Each runner returns an engine.cli.Produced: the figure (engine.plot.attribution: the photo, the
+map over it and the map on a colour bar of its real values, a row per target), the raw image
+that --raw writes (engine.attribution.figures, the pixels the Attribution tab shows) with the
+map(s) as its values, the settings and the report lines; engine.cli writes the file and its
+JSON sidecar and prints the report. How the map is drawn is --map-style (relu | signed):
+--style is the figure's style (paper | slide), as for every kind.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+import numpy as np
 
 from engine.attribution.cam import METHODS
 from engine.attribution.figures import (
@@ -25,6 +30,7 @@ from engine.attribution.gradients import SALIENCY_METHODS
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.cli import (
+    Produced,
     _load,
     _model_args,
     _out_args,
@@ -34,12 +40,13 @@ from engine.cli import (
     unit_args,
 )
 from engine.models import ModelHandle
+from engine.plot.attribution import cam_figure, prob, saliency_figure, source_name
 from engine.precision import PRECISIONS
 
 
 def _look_args(p: argparse.ArgumentParser, style_default: str) -> None:
     p.add_argument(
-        "--style",
+        "--map-style",
         choices=("auto", *STYLES),
         default=style_default,
         help="relu: the positive map in a colormap; signed: blue-grey-red on a dimmed photo",
@@ -96,7 +103,7 @@ def _describe(h: Any, res: Any) -> str:
 
 
 @export_kind("cam", _cam_options)
-def export_cam(args: argparse.Namespace) -> dict[str, Any]:
+def export_cam(args: argparse.Namespace) -> Produced:
     from engine.attribution.cam import cam
     from engine.images import load_image
 
@@ -114,7 +121,7 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
     results = [res]
     if args.compare is not None:
         results.append(cam(h, photo, _target_arg(args.compare), **kw))
-    style = "relu" if args.style == "auto" else args.style
+    style = "relu" if args.map_style == "auto" else args.map_style
     heats = [r.heatmap_relu if style == "relu" else r.heatmap for r in results]
     image = (
         compare_overlays(photo, heats, style, args.cmap, args.alpha, args.dim)
@@ -148,7 +155,7 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
         "mapping": res.mapping,
         "sigma": args.sigma,
         **({"precision": res.settings["precision"]} if res.method == "scorecam" else {}),
-        "style": style,
+        "map_style": style,
         "cmap": args.cmap,
         "alpha": args.alpha,
         "dim": args.dim,
@@ -172,7 +179,20 @@ def export_cam(args: argparse.Namespace) -> dict[str, Any]:
             settings.setdefault("scores", []).append(
                 {"target": r.target, "deletion_auc": d.auc, "insertion_auc": i.auc, "baseline": d.baseline}
             )
-    return {"image": image, "settings": settings, "report": report}
+    figure = cam_figure(
+        photo,
+        results,
+        res.method,
+        res.layer,
+        h.name,
+        source_name(args.image),
+        style,
+        args.cmap,
+        args.alpha,
+        args.dim,
+        coarse=bool(args.coarse),
+    )
+    return Produced(image, settings, report, values=np.stack(heats), figure=figure)
 
 
 def _saliency_options(p: argparse.ArgumentParser) -> None:
@@ -206,7 +226,7 @@ def _saliency_target(h: ModelHandle, args: argparse.Namespace) -> Any:
 
 
 @export_kind("saliency", _saliency_options)
-def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
+def export_saliency(args: argparse.Namespace) -> Produced:
     from engine.attribution.gradients import saliency
     from engine.images import load_image
 
@@ -226,7 +246,7 @@ def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size,
     )
     signed_method = args.method in ("integrated", "grad_x_input")
-    style = ("signed" if signed_method else "relu") if args.style == "auto" else args.style
+    style = ("signed" if signed_method else "relu") if args.map_style == "auto" else args.map_style
     image = overlay(photo, smap, style, args.cmap, args.alpha, args.dim)
     settings = {
         "view": "saliency",
@@ -239,7 +259,7 @@ def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
         "samples": args.samples,
         "noise": args.noise,
         "steps": args.steps,
-        "style": style,
+        "map_style": style,
         "cmap": args.cmap,
         "alpha": args.alpha,
         "dim": args.dim,
@@ -248,4 +268,32 @@ def export_saliency(args: argparse.Namespace) -> dict[str, Any]:
         f"{args.method}: map {smap.shape[0]}x{smap.shape[1]}, min {float(smap.min()):.4g}, "
         f"max {float(smap.max()):.4g}, sum {float(smap.sum()):.4g}"
     ]
-    return {"image": image, "settings": settings, "report": report}
+    figure = saliency_figure(
+        photo,
+        smap,
+        args.method,
+        _saliency_what(h, args, target, photo),
+        style == "signed",
+        h.name,
+        source_name(args.image),
+        args.cmap,
+        args.alpha,
+        args.dim,
+    )
+    return Produced(image, settings, report, values=np.asarray(smap, np.float32), figure=figure)
+
+
+def _saliency_what(h: ModelHandle, args: argparse.Namespace, target: Any, photo: np.ndarray) -> str:
+    """What a saliency map explains, for the figure's title: a layer's unit or mean, or the class
+    with its probability on the photo."""
+    if args.layer:
+        layer = h.resolve(args.layer)
+        return f"{layer}:{target}" if target is not None else f"{layer} (mean)"
+    from engine.activations import predict
+    from engine.attribution.target import target_index, target_name
+
+    probs = predict(h, photo)
+    index = target_index(h, target)
+    index = int(np.argmax(probs)) if index < 0 else index
+    name = target_name(h, index)
+    return f"{name + ' (' + str(index) + ')' if name else index}: p {prob(float(probs[index]))}"

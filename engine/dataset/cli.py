@@ -4,22 +4,29 @@
         --layer Conv2D_2 --k 9 --out topk.png
     ... --page classes --heatmap zscore --stat mean     # the Classes page's heatmap
     ... --page images --first 0 --count 8                # the Images page: images beside their maps
+    ... --raw                                            # the page as the GUI draws it, plus FILE.npy
 
---page units (the default): each unit gets a tile of its top-k crops (the input under the
-receptive field of the cell where it peaked; whole images for a dense layer), titled with its
-index and top value. Every page is drawn by engine.dataset.figures, as in the GUI, and the
-GUI's export sidecar names this command (topk_command). The scan uses the same disk cache as
-the GUI, so a repeated export is instant; the report lines say how many images were scanned,
-how fast, and which files were skipped.
+--page units (the default): each unit's top-k crops (the input under the receptive field of the
+cell where it peaked; whole images for a dense layer). The figure (PNG, TIFF, SVG or PDF) is
+engine.plot.dataset's, titled with model, layer, source and images scanned; --raw writes the
+page as engine.dataset.figures draws it in the GUI, bit for bit, with FILE.npy of the values it
+shows (the top values per unit, the class x unit matrix, or the maps). The GUI's export sidecar
+names this command (topk_command). The scan uses the same disk cache as the GUI, so a repeated
+export is instant; the report lines say how many images were scanned, how fast, and which files
+were skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from engine.cli import (
     CliError,
+    Produced,
     _load,
     _model_args,
     _out_args,
@@ -48,8 +55,14 @@ def topk_command(
     first: int = 0,
     count: int = 8,
     out: str = "FILE.png",
+    raw: bool = False,
+    figure: Sequence[str] = (),
 ) -> str:
-    """The `python main.py export topk ...` line that reproduces a Dataset page (for the GUI's sidecar)."""
+    """The `python main.py export topk ...` line that reproduces a Dataset page (for the GUI's sidecar).
+
+    raw: the page's bare array image as the screen draws it (--raw); else the figure, drawn with
+    the figure options in `figure` (e.g. ["--style", "slide", "--size", "1200x675px"]).
+    """
     parts = ["python", "main.py", "export", "topk", "--model", model, "--source", source, "--layer", layer]
     parts += ["--k", str(k), "--page", page]
     if page == "units" and cell is not None:
@@ -58,6 +71,7 @@ def topk_command(
         parts += ["--heatmap", heatmap, "--stat", stat]
     elif page == "images":
         parts += ["--first", str(first), "--count", str(count)]
+    parts += ["--raw"] if raw else list(figure)
     return " ".join(_quote(p) for p in [*parts, "--out", out])
 
 
@@ -118,9 +132,11 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
     _out_args(p)
 
 
-def _page_figure(args: argparse.Namespace, h: Any, result: Any, units: list[int] | None) -> tuple[Any, dict]:
-    """The figure of args.page and the settings that page adds to the sidecar."""
+def _page_figure(args: argparse.Namespace, h: Any, result: Any, units: list[int] | None) -> tuple[Any, ...]:
+    """(raw image, values, figure, page settings) of args.page: the raw image is the GUI page's
+    (engine.dataset.figures), values what it shows (the .npy of --raw), figure its FigureSpec."""
     from engine.dataset import figures
+    from engine.plot import dataset as plots
 
     if args.page == "classes":
         if not result.class_names:
@@ -129,7 +145,9 @@ def _page_figure(args: argparse.Namespace, h: Any, result: Any, units: list[int]
             )
         heatmap, stat = args.heatmap or "zscore", args.stat or "mean"
         image, _ = figures.class_heatmap(result, heatmap, stat)
-        return image, {"heatmap": heatmap, "stat": stat}
+        figure = plots.classes_figure(result, heatmap, stat)
+        values = plots.class_matrix(result, heatmap, stat)
+        return image, values, figure, {"heatmap": heatmap, "stat": stat}
     if args.page == "images":
         from engine.dataset.jobs import strongest_maps_of
 
@@ -137,13 +155,26 @@ def _page_figure(args: argparse.Namespace, h: Any, result: Any, units: list[int]
         if first < 0 or count < 1:
             raise CliError("--first must be at least 0 and --count at least 1")
         ids = figures.page_image_ids(result, first, count)
-        return figures.maps_figure(strongest_maps_of(h, result, ids)), {"first": first, "count": count}
+        maps = strongest_maps_of(h, result, ids)
+        figure = plots.images_figure(result, maps)
+        values = (
+            np.stack([np.atleast_2d(np.asarray(sm.map, np.float32)) for sm in maps.maps]) if ids else None
+        )
+        return figures.maps_figure(maps), values, figure, {"first": first, "count": count}
     image = figures.render_units(result, units, cols=args.cols, cell=args.cell)
-    return image, {"units": units if units is not None else "all", "cols": args.cols, "cell": args.cell}
+    chosen = list(range(result.units)) if units is None else units
+    figure = plots.units_figure(result, [result.crops_of(u) for u in chosen], chosen, cols=args.cols)
+    values = np.asarray(result.top_values, np.float32)[chosen]
+    settings = {"units": units if units is not None else "all", "cols": args.cols, "cell": args.cell}
+    return image, values, figure, settings
+
+
+def _scanned(result: Any) -> int:
+    return int(result.done - len(result.skipped))
 
 
 @export_kind("topk", _topk_options)
-def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
+def _export_topk(args: argparse.Namespace) -> Produced:
     from engine.dataset.scanner import scan
 
     if args.k < 1:
@@ -163,7 +194,7 @@ def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
     else:
         units = parse_units(args.units, int(shape[-1] or 0)) if shape else None
     result = scan(h, args.source, path, args.k, batch_size=args.batch_size, cache=not args.no_cache)
-    image, page_settings = _page_figure(args, h, result, units)
+    image, values, figure, page_settings = _page_figure(args, h, result, units)
     settings = {
         "view": "topk",
         "page": args.page,
@@ -178,7 +209,7 @@ def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
         if result.rf
         else None,
         "images": result.total,
-        "scanned": result.done - len(result.skipped),
+        "scanned": _scanned(result),
         "skipped": [{"id": i, "reason": m} for i, m in result.skipped],
         "top": {
             str(c): [
@@ -196,4 +227,4 @@ def _export_topk(args: argparse.Namespace) -> dict[str, Any]:
         report.append(f"skipped #{i}: {message}")
     if len(result.skipped) > 10:
         report.append(f"... and {len(result.skipped) - 10} more skipped")
-    return {"image": image, "settings": settings, "report": report}
+    return Produced(image=image, values=values, figure=figure, settings=settings, report=report)

@@ -1,23 +1,28 @@
 """`python main.py export maximize|dream`: the GUI's runs as figures, animations or arrays.
 
     python main.py export maximize --model builtin:shapes --layer conv3 --channel 0..15 --steps 200 --out grid.png
-    python main.py export maximize --model builtin:shapes --objective "conv3:5 - 0.5*class:2" --out mix.png
+    python main.py export maximize --model builtin:shapes --objective "conv3:5 - 0.5*class:2" --out mix.pdf
     python main.py export maximize --model builtin:shapes --objective class:star --out star.gif
     python main.py export dream --model builtin:digits --image photo.jpg --layer Conv2D_2 --out dream.png
 
-The output kind follows the suffix: .png/.tif (the result; a batch as one grid), .gif (the
-whole run, one grid per frame) or .npy (the float32 (B, H, W, C) result in [0, 1]). Each
-file gets a FILE.json sidecar with every setting and the command that reproduces it;
-writes are atomic and an existing file is only replaced with --overwrite.
+The output kind follows the suffix: .png/.tif/.svg/.pdf (the figure: each image labelled with
+its objective and the value it reached, and the objective curve; engine.plot.optimize), .gif
+(the whole run, one grid per frame) or .npy (the float32 (B, H, W, C) result in [0, 1]).
+--raw writes the bare result instead (a batch as one grid, today's pixels) and the float
+images as .npy. Each file gets a FILE.json sidecar with every setting and the command that
+reproduces it; writes are atomic and an existing file is only replaced with --overwrite.
 
 Both kinds name what to optimize as every export kind does: --layer, with --channel for one
 channel of a spatial layer or --unit for one unit of a dense layer (engine.cli.unit_args);
-`export maximize --objective` stays for full expressions of the objective grammar.
+`export maximize --objective` stays for full expressions of the objective grammar. The canvas
+size is --canvas (maximize) and the photo's longest side --photo-size (dream): --size is the
+figure's size, as for every kind.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ import numpy as np
 
 from engine.cli import (
     CliError,
+    Produced,
     _load,
     _model_args,
     _out_args,
@@ -35,8 +41,10 @@ from engine.cli import (
     unit_args,
 )
 from engine.maximize.figures import grid
+from engine.plot.optimize import dream_figure, maximize_figure
+from engine.plot.spec import FigureSpec
 
-_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".npy")
+_SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf", ".gif", ".npy")
 
 
 def _suffix(args: argparse.Namespace) -> str:
@@ -46,14 +54,17 @@ def _suffix(args: argparse.Namespace) -> str:
     return suffix
 
 
-# the options passed on to maximize() / dream() unchanged, under their own names
-_MAXIMIZE_OPTIONS = "steps size init seed transforms regularizers optimizer lr schedule param squash".split()
-_DREAM_OPTIONS = "octaves octave_scale steps lr seed size".split()
+# the options passed on to maximize() / dream() unchanged, under their own names (option: keyword)
+_MAXIMIZE_OPTIONS = (
+    "steps canvas:size init seed transforms regularizers optimizer lr schedule param squash".split()
+)
+_DREAM_OPTIONS = "octaves octave_scale steps lr seed photo_size:size".split()
 
 
 def _options(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    """The command line's options `names`, as keyword arguments of the same names."""
-    return {name: getattr(args, name) for name in names}
+    """The command line's options `names` ("option" or "option:keyword"), as keyword arguments."""
+    pairs = [name.partition(":")[::2] for name in names]
+    return {keyword or option: getattr(args, option) for option, keyword in pairs}
 
 
 def _precheck(args: argparse.Namespace) -> str:
@@ -72,9 +83,14 @@ def _precheck(args: argparse.Namespace) -> str:
 
 
 def _produce(
-    args: argparse.Namespace, run: Any, settings: dict[str, Any], report: list[str]
-) -> dict[str, Any]:
-    """Drive a Step generator and package the result for engine.cli's writer."""
+    args: argparse.Namespace,
+    run: Any,
+    settings: dict[str, Any],
+    report: list[str],
+    figure: Callable[[np.ndarray], FigureSpec],
+) -> Produced:
+    """Drive a Step generator and package the result for engine.cli's writer: a GIF or NPY
+    writer, or the raw grid, its float images and the figure `figure(images)` builds."""
     from engine.export import write_gif, write_npy
     from engine.maximize.jobs import FrameRecorder
 
@@ -92,19 +108,28 @@ def _produce(
         assert recorder is not None
         frames = [grid(f, args.cols, zoom=zoom) for _, f in recorder.frames]
         settings = {**settings, "frames": len(frames)}
-        return {
-            "writer": lambda path, s, ow: list(write_gif(path, frames, s, overwrite=ow)),
-            "settings": settings,
-            "report": report,
-        }
+        return Produced(
+            image=frames[-1],
+            settings=settings,
+            report=report,
+            writer=lambda path, s, ow: list(write_gif(path, frames, s, overwrite=ow)),
+        )
     if suffix == ".npy":
         settings = {**settings, "shape": list(images.shape)}
-        return {
-            "writer": lambda path, s, ow: list(write_npy(path, images, s, overwrite=ow)),
-            "settings": settings,
-            "report": report,
-        }
-    return {"image": grid(images, args.cols, zoom=zoom), "settings": settings, "report": report}
+        return Produced(
+            image=grid(images, args.cols, zoom=zoom),
+            values=images,
+            settings=settings,
+            report=report,
+            writer=lambda path, s, ow: list(write_npy(path, images, s, overwrite=ow)),
+        )
+    return Produced(
+        image=grid(images, args.cols, zoom=zoom),
+        values=images,
+        figure=figure(images),
+        settings=settings,
+        report=report,
+    )
 
 
 # ----- export maximize -------------------------------------------------------------------------------
@@ -124,7 +149,11 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
     unit_args(p, position=True)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument(
-        "--size", type=int, default=None, help="square canvas size (default: the model's input size)"
+        "--canvas",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="square canvas size in pixels (default: the model's input size)",
     )
     p.add_argument(
         "--init", default="noise", help="grey | noise | normal | structured | photo (needs --image)"
@@ -168,12 +197,14 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
         help="neurons: crop the result to the pixels that changed (its receptive field)",
     )
     p.add_argument("--cols", type=int, default=None, help="images per row for a batch")
-    p.add_argument("--zoom", type=int, default=1, help="enlarge each image N times (nearest) in PNG/GIF")
+    p.add_argument(
+        "--zoom", type=int, default=1, help="enlarge each image N times (nearest) in --raw and GIF"
+    )
     _out_args(p)
 
 
 @export_kind("maximize", _maximize_options, help="activation maximization of a layer, channel, unit or class")
-def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
+def _export_maximize(args: argparse.Namespace) -> Produced:
     from engine.maximize.run import maximize
 
     check_unit_args(args)
@@ -237,7 +268,22 @@ def _export_maximize(args: argparse.Namespace) -> dict[str, Any]:
         steps = [replace(s, images=np.ascontiguousarray(s.images[:, top:bottom, left:right])) for s in steps]
         settings["crop"] = list(box)
         report.append(f"cropped to rows {top}..{bottom - 1}, cols {left}..{right - 1}")
-    return _produce(args, iter(steps), settings, report)
+    what = " ".join(args.objective) if args.objective else str(objective)
+
+    def figure(images: np.ndarray) -> FigureSpec:
+        return maximize_figure(
+            images,
+            list(info.get("objectives", ())),
+            info.get("curve"),
+            h.name,
+            what,
+            settings,
+            start=info.get("start_objective"),
+            final=info.get("objective"),
+            cols=args.cols,
+        )
+
+    return _produce(args, iter(steps), settings, report, figure)
 
 
 # ----- export dream ------------------------------------------------------------------------------------
@@ -258,14 +304,22 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20, help="steps per octave")
     p.add_argument("--lr", type=float, default=0.01, help="mean change of a pixel per step (display units)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=None, help="resize the photo to this longest side first")
+    p.add_argument(
+        "--photo-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="resize the photo to this longest side first",
+    )
     p.add_argument("--cols", type=int, default=None)
-    p.add_argument("--zoom", type=int, default=1)
+    p.add_argument(
+        "--zoom", type=int, default=1, help="enlarge the result N times (nearest) in --raw and GIF"
+    )
     _out_args(p)
 
 
 @export_kind("dream", _dream_options, help="DeepDream: amplify what layers see in a photo")
-def _export_dream(args: argparse.Namespace) -> dict[str, Any]:
+def _export_dream(args: argparse.Namespace) -> Produced:
     from engine.images import load_image
     from engine.maximize.deepdream import dream
 
@@ -297,4 +351,8 @@ def _export_dream(args: argparse.Namespace) -> dict[str, Any]:
     }
     curve = info.get("curve", ())
     report = [f"{layers}: {curve[0]:.4g} -> {curve[-1]:.4g} over {len(curve)} steps"] if curve else []
-    return _produce(args, iter(steps), settings, report)
+
+    def figure(images: np.ndarray) -> FigureSpec:
+        return dream_figure(photo, images, curve, layers, h.name, args.image, settings)
+
+    return _produce(args, iter(steps), settings, report, figure)

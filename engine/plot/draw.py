@@ -21,6 +21,7 @@ from engine.plot.spec import ColorBar, FigureSpec, Panel
 from engine.plot.style import Style, get_style
 
 PT = 1 / 72  # inches per point
+TICK_SCALE = 0.7  # tick labels of a panel (a heatmap's classes and units), relative to the body text
 MAX_UPSAMPLE_PX = 4096  # a panel's raster is upsampled to at most this many pixels a side
 
 
@@ -50,11 +51,21 @@ class _Layout:
     cell_w: float  # one panel's image width
     cell_h: float  # one panel's image height
     label_h: float  # the text above each panel
+    label_pt: float  # its font size (smaller when the cells are narrow)
+    xtick_h: float  # room under each row for column labels (rotated)
+    ytick_w: float  # room left of the grid for row labels
     grid_top: float
-    grid_left: float
+    grid_left: float  # where the first panel starts (after ytick_w)
     gap: float
     cbar: tuple[float, float, float, float] | None  # left, top, width, height
     curve: tuple[float, float, float, float] | None
+
+    def panel_origin(self, k: int) -> tuple[float, float]:
+        """Left and top of panel k's image cell."""
+        r, c = divmod(k, self.cols)
+        left = self.grid_left + c * (self.cell_w + self.gap)
+        top = self.grid_top + r * (self.cell_h + self.label_h + self.xtick_h + self.gap) + self.label_h
+        return left, top
 
 
 def _wrap(text: str, width_in: float, font_pt: float) -> list[str]:
@@ -80,8 +91,22 @@ def _cols(spec: FigureSpec) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
 
-def layout(spec: FigureSpec, style: Style, size: FigureSize) -> _Layout:
-    """Place title, panels, colour bar, curve and caption for this width (and height, if given)."""
+def _tick_room(labels: list[str], font_pt: float) -> float:
+    """Inches for tick labels of up to this many characters at font_pt (0 without labels)."""
+    longest = max((len(t) for t in labels), default=0)
+    return longest * 0.6 * font_pt * PT + 0.06 if longest else 0.0
+
+
+def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = None) -> _Layout:
+    """Place title, panels, colour bar, curve and caption for this width (and height, if given).
+
+    Without spec.cols the grid is about square; with a fixed height (a 16:9 slide) the number of
+    columns that makes the panels largest wins instead.
+    """
+    n = len(spec.panels)
+    if cols is None and not spec.cols and size.height_in is not None and n > 1:
+        best = max(range(1, n + 1), key=lambda c: (round(layout(spec, style, size, c).cell_w, 4), -c))
+        return layout(spec, style, size, best)
     f = style.font_pt
     width = size.width_in
     margin = 0.06 + 0.25 * f * PT * 4
@@ -89,48 +114,54 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize) -> _Layout:
     caption_lines = _wrap(spec.caption, width - 2 * margin, f * 0.85)
     title_h = len(title_lines) * f * 1.15 * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
     caption_h = len(caption_lines) * f * 0.85 * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
-    n = len(spec.panels)
-    cols = _cols(spec) if n else 1
+    cols = (cols or _cols(spec)) if n else 1
     rows = math.ceil(n / cols) if n else 0
-    labelled = any(p.label or p.note or p.gain is not None for p in spec.panels)
-    lines = max((1 + bool(p.note or p.gain is not None) for p in spec.panels), default=0) if labelled else 0
-    label_h = lines * f * 0.85 * 1.3 * PT
+    tick_pt = f * TICK_SCALE
+    ytick_w = _tick_room([t for p in spec.panels for t in p.yticks], tick_pt)
+    xtick_h = _tick_room([t for p in spec.panels for t in p.xticks], tick_pt)
     gap = max(0.04, 0.35 * f * PT * 2)
     cbar_w = (
         (0.12 + 4.2 * f * 0.85 * PT + (1.4 * f * PT if spec.colorbar and spec.colorbar.label else 0))
         if spec.colorbar
         else 0.0
     )
+    grid_w = width - 2 * margin - cbar_w - ytick_w
+    cell_w = (grid_w - (cols - 1) * gap) / cols if rows else 0.0
+    # panel labels: at most the body's 0.85, shrunk (to 5 pt) so the longest line fits its cell
+    texts = [line for p in spec.panels for line in _panel_text(p).split("\n") if line]
+    longest = max((len(t) for t in texts), default=0)
+    label_pt = f * 0.85 if not longest else max(5.0, min(f * 0.85, cell_w / (longest * 0.55 * PT)))
+    lines = max((len(_panel_text(p).split("\n")) for p in spec.panels if _panel_text(p)), default=0)
+    label_h = lines * label_pt * 1.3 * PT
     curve_h_wanted = (min(0.42 * width, 2.6) if rows else width * 0.55) if spec.curve is not None else 0.0
     curve_pad = 3.2 * f * PT if spec.curve is not None else 0.0  # tick labels and axis label below
-    grid_w = width - 2 * margin - cbar_w
     aspect = _panel_aspect(spec)
-    cell_w = (grid_w - (cols - 1) * gap) / cols if rows else 0.0
     cell_h = cell_w * aspect
+    pitch_extra = label_h + xtick_h  # text above and below each row of images
     fixed = (
         margin + title_h + caption_h + margin * 0.5 + (curve_h_wanted + curve_pad + gap if spec.curve else 0)
     )
-    grid_h = rows * (cell_h + label_h) + max(0, rows - 1) * gap
+    grid_h = rows * (cell_h + pitch_extra) + max(0, rows - 1) * gap
     if size.height_in is None:
         height = fixed + grid_h
     else:
         height = size.height_in
         room = height - fixed
         if rows and room < grid_h:  # shrink the panels (and the curve, if even that is not enough)
-            if room < rows * (label_h + 0.1) + (rows - 1) * gap:
-                curve_h_wanted = max(0.3, curve_h_wanted - (rows * (label_h + 0.3) - room))
+            if room < rows * (pitch_extra + 0.1) + (rows - 1) * gap:
+                curve_h_wanted = max(0.3, curve_h_wanted - (rows * (pitch_extra + 0.3) - room))
                 room = height - (fixed - (min(0.42 * width, 2.6) - curve_h_wanted))
-            cell_h = max(0.05, (room - (rows - 1) * gap) / rows - label_h)
+            cell_h = max(0.05, (room - (rows - 1) * gap) / rows - pitch_extra)
             cell_w = cell_h / aspect
         elif not rows and spec.curve is not None:
             curve_h_wanted = max(0.3, height - fixed + curve_h_wanted)
     grid_w_used = cols * cell_w + (cols - 1) * gap if rows else 0.0
-    grid_left = margin + max(0.0, (grid_w - grid_w_used) / 2)
+    grid_left = margin + ytick_w + max(0.0, (grid_w - grid_w_used) / 2)
     grid_top = margin * 0.5 + title_h
-    grid_h = rows * (cell_h + label_h) + max(0, rows - 1) * gap
+    grid_h = rows * (cell_h + pitch_extra) + max(0, rows - 1) * gap
     cbar = None
     if spec.colorbar is not None:
-        bar_h = grid_h - label_h if rows else min(2.0, curve_h_wanted)
+        bar_h = grid_h - pitch_extra if rows else min(2.0, curve_h_wanted)
         cbar = (grid_left + grid_w_used + gap * 1.5, grid_top + label_h, 0.09 + 0.4 * f * PT, max(0.2, bar_h))
     curve = None
     if spec.curve is not None:
@@ -147,6 +178,9 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize) -> _Layout:
         cell_w,
         cell_h,
         label_h,
+        label_pt,
+        xtick_h,
+        ytick_w,
         grid_top,
         grid_left,
         gap,
@@ -217,9 +251,7 @@ def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | N
                 linespacing=1.25,
             )
         for k, panel in enumerate(spec.panels):
-            r, c = divmod(k, lay.cols)
-            left = lay.grid_left + c * (lay.cell_w + lay.gap)
-            top = lay.grid_top + r * (lay.cell_h + lay.label_h + lay.gap) + lay.label_h
+            left, top = lay.panel_origin(k)
             img, kw = _as_displayable(panel)
             aspect = img.shape[0] / max(1, img.shape[1])
             h = min(lay.cell_h, lay.cell_w * aspect)
@@ -233,7 +265,7 @@ def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | N
                 side.set_linewidth(0.4)
             text = _panel_text(panel)
             if text:
-                ax.set_title(text, fontsize=f * 0.85, pad=2, linespacing=1.15)
+                ax.set_title(text, fontsize=lay.label_pt, pad=2, linespacing=1.15)
         if spec.colorbar is not None and lay.cbar is not None:
             cax = axes(*lay.cbar)
             cax.set_label("colorbar")  # tests and callers find the axes by label
@@ -243,6 +275,11 @@ def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | N
             ax.set_label("curve")
             for label, ys in spec.curve.ys:
                 ax.plot(np.asarray(spec.curve.x)[: len(ys)], np.asarray(ys, np.float64), label=label or None)
+            x = np.asarray(spec.curve.x)
+            if x.size and np.all(np.equal(np.mod(x, 1), 0)):  # steps: whole numbers on the axis
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel(spec.curve.xlabel)
             ax.set_ylabel(spec.curve.ylabel)
             ax.spines[["top", "right"]].set_visible(False)
@@ -270,7 +307,7 @@ def _ticks(ax: Any, panel: Panel, shape: tuple[int, int], factor: int, font_pt: 
         (panel.yticks, rows, ax.set_yticks, "y"),
     ):
         if labels and len(labels) == n:
-            set_ticks((np.arange(n) + 0.5) * factor - 0.5, list(labels), fontsize=font_pt * 0.7)
+            set_ticks((np.arange(n) + 0.5) * factor - 0.5, list(labels), fontsize=font_pt * TICK_SCALE)
             ax.tick_params(axis=axis, length=0, labelrotation=90 if axis == "x" else 0)
         else:
             set_ticks([])

@@ -75,13 +75,14 @@ def figure_rgb(spec: FigureSpec, style: str | Style = "paper", size: FigureSize 
 def figure_settings(
     spec: FigureSpec, style: str | Style, size: FigureSize | None, fmt: str
 ) -> dict[str, Any]:
-    """What a sidecar records about a figure: kind, style, size in inches and pixels, DPI, format."""
+    """What a sidecar records about a figure: its kind ("figure"), figure_style, size in inches and
+    pixels, figure_dpi, format and colour bar range."""
     st = get_style(style)
     size = size or parse_size(style=st.name)
     out: dict[str, Any] = {
         "figure": spec.kind,
-        "style": st.name,
-        "dpi": size.dpi,
+        "figure_style": st.name,  # named apart from a view's own "style" (an attribution map's look)
+        "figure_dpi": size.dpi,
         "format": fmt,
         "width_in": round(size.width_in, 4),
     }

@@ -41,6 +41,7 @@ from engine.attribution.contract import (
 from engine.attribution.metrics import DEFAULT_BASELINE
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Progress
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views import attribution_draw as draw
 from gui.views.attribution_panel import (
@@ -388,6 +389,40 @@ class AttributionView(AttributionPanel, View):
             **draw.export_settings(self.result, self.scores),
         }
         return main, meta
+
+    def figure_spec(self) -> FigureSpec:
+        """The figure `export cam` / `export saliency` draws (engine.plot.attribution)."""
+        from engine.plot.attribution import cam_figure, saliency_figure, source_name
+
+        out = self.result
+        if out is None:
+            raise EngineError("no attribution map to export yet")
+        look, model = self.look(), self.state.model
+        name, image = (model.name if model else ""), source_name(self.state.image_spec)
+        if out.kind == "cam":
+            return cam_figure(
+                out.photo,
+                out.results,
+                self.method[1],
+                out.layer,
+                name,
+                image,
+                style=look["style"],
+                cmap=look["cmap"],
+                alpha=look["alpha"],
+            )
+        target = out.target
+        if isinstance(target, int) and model is not None:
+            target = f"{model.class_name(target)} ({target})"
+        target = "top-1 class" if target is None else str(target)
+        if out.layer:
+            target = f"{out.layer}: {target}"
+        return saliency_figure(
+            out.photo, out.map, out.method, target, out.signed, name, image, look["cmap"], look["alpha"]
+        )
+
+    def export_values(self) -> np.ndarray | None:
+        return None if self.result is None else np.asarray(self.result.heatmap, np.float32)
 
     def save_settings(self, s: QSettings) -> None:
         s.setValue("method", self.method[1])

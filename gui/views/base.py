@@ -17,12 +17,13 @@ from PySide6.QtWidgets import QWidget
 
 from engine.errors import EngineError
 from engine.jobs import Event, Failed, Finished, Frame, JobParams, Progress
+from engine.plot.spec import FigureSpec
 from gui.engine_thread import EngineClient
 from gui.state import AppState
 
 
 class View(QWidget):
-    """One tab. Subclasses set `title` and `owner` and override refresh() and export_image()."""
+    """One tab. Subclasses set `title` and `owner` and override refresh(), export_image() and figure_spec()."""
 
     title = "View"
     owner = "view"
@@ -113,6 +114,15 @@ class View(QWidget):
     def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
         """The uint8 RGB image this tab shows and the settings that reproduce it."""
         raise EngineError(f"the {self.title} view has nothing to export")
+
+    def figure_spec(self) -> FigureSpec:
+        """The publication figure of what this tab shows: engine.plot's FigureSpec, built with the
+        builder `python main.py export KIND` uses, so the GUI and the CLI write the same figure."""
+        raise EngineError(f"the {self.title} view has no figure to export; export it raw")
+
+    def export_values(self) -> np.ndarray | None:
+        """The values behind export_image() (what a raw export's .npy holds); None: none."""
+        return None
 
     def save_settings(self, s: QSettings) -> None:
         """Store the view's choices (under its owner group)."""

@@ -53,8 +53,9 @@ from engine.dataset.figures import (
 from engine.dataset.result import ScanResult
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame, Progress
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
-from gui.views import dataset_widgets
+from gui.views import dataset_figure, dataset_widgets
 from gui.views.base import View
 from gui.views.dataset_maximize import UnitMaximize
 from gui.views.dataset_widgets import SOURCES
@@ -531,7 +532,8 @@ class DatasetView(UnitMaximize, View):
 
     # ----- export and settings ----------------------------------------------------------------
     def export_image(self) -> tuple[np.ndarray, dict[str, Any]]:
-        """The current page's figure and its sidecar, whose "command" reproduces it on the command line."""
+        """The current page's image and its sidecar, whose "command" (with --raw) reproduces it on the
+        command line; File → Export View swaps --raw for the figure options it writes."""
         from engine.dataset.cli import topk_command
 
         if self.result is None:
@@ -552,7 +554,9 @@ class DatasetView(UnitMaximize, View):
             cell = int(self.cell_box.value())
             image = render_units(r, None, None, cell)
             meta.update(
-                kind="topk", cell=cell, command=topk_command(r.model, r.source, r.layer, r.k, cell=cell)
+                kind="topk",
+                cell=cell,
+                command=topk_command(r.model, r.source, r.layer, r.k, cell=cell, raw=True),
             )
             return image, meta
         image = self.figures.get(page)
@@ -562,15 +566,22 @@ class DatasetView(UnitMaximize, View):
             heatmap, stat = str(self.heat_mode.currentData()), str(self.stat_box.currentData())
             meta.update(heatmap=heatmap, stat=stat)
             meta["command"] = topk_command(
-                r.model, r.source, r.layer, r.k, "classes", heatmap=heatmap, stat=stat
+                r.model, r.source, r.layer, r.k, "classes", heatmap=heatmap, stat=stat, raw=True
             )
         else:
             first, count = self._images_page
             meta.update(first=first, count=count)
             meta["command"] = topk_command(
-                r.model, r.source, r.layer, r.k, "images", first=first, count=count
+                r.model, r.source, r.layer, r.k, "images", first=first, count=count, raw=True
             )
         return image, meta
+
+    def figure_spec(self) -> FigureSpec:
+        """The page's figure, as `export topk --page ...` draws it (gui/views/dataset_figure.py)."""
+        return dataset_figure.page_figure(self)
+
+    def export_values(self) -> np.ndarray | None:
+        return dataset_figure.page_values(self)
 
     def save_settings(self, s: QSettings) -> None:
         s.setValue("source", self.source)

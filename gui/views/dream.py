@@ -29,6 +29,7 @@ from engine.errors import EngineError
 from engine.jobs import Finished, Frame, Progress
 from engine.maximize.contract import DreamParams, StepInfo
 from engine.maximize.figures import grid
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.live import LiveRunView
 from gui.widgets.fields import double_spin, int_spin
@@ -174,6 +175,29 @@ class DreamView(LiveRunView):
         if self.image is None:
             raise EngineError("nothing to export yet: press Run")
         return grid(self.image), self.gif_settings()
+
+    def figure_spec(self) -> FigureSpec:
+        """The figure `export dream` draws (engine.plot.optimize): the photo, the dream, the curve."""
+        from engine.plot.optimize import dream_figure
+
+        if self.image is None or self.result is None or self.state.image is None:
+            raise EngineError("nothing to export yet: press Run")
+        r, model = self.result, self.state.model
+        settings = {**self.gif_settings(), **dict(r.settings)}
+        layers = str(r.objective or r.settings.get("layers", ""))
+        image = str(settings.get("image") or "")
+        return dream_figure(
+            self.state.image,
+            self.image,
+            list(r.losses) or None,
+            layers,
+            model.name if model else "",
+            image,
+            settings,
+        )
+
+    def export_values(self) -> np.ndarray | None:
+        return None if self.image is None else np.asarray(self.image, np.float32)
 
     def gif_settings(self) -> dict[str, Any]:
         meta = {**self.base_settings(), "kind": "dream", **self.run_settings}

@@ -26,6 +26,7 @@ from engine import render
 from engine.contract import FeatureMapsParams, ReceptiveFieldParams
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.base import View
 from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
@@ -457,6 +458,24 @@ class FeatureMapsView(View):
         settings = self.render_settings()
         grid = render_maps(self.maps, **settings)  # the fixed layout, not the pane's
         return self.grid_export(grid, "featuremaps", self.maps_layer, settings)
+
+    def figure_spec(self) -> FigureSpec:
+        """The figure `export featuremaps` draws (engine.plot.features), in the export's columns."""
+        from engine.cli import display_name
+        from engine.plot.features import featuremaps_figure
+
+        if self.maps is None or self.maps_layer is None:
+            raise EngineError("no feature maps to export yet")
+        settings = self.render_settings()
+        cols = render_maps(self.maps, **settings).layout["cols"]  # the export's fixed layout
+        model = self.state.model
+        image = display_name(self.state.image_spec) if self.state.image_spec else ""
+        return featuremaps_figure(
+            self.maps, self.maps_layer, model.name if model else "", image, self.norm, self.cmap, cols=cols
+        )
+
+    def export_values(self) -> np.ndarray | None:
+        return None if self.maps is None else np.asarray(self.maps)
 
 
 def _render_job(maps: np.ndarray, layer: str | None, settings: dict[str, Any], fit: tuple[int, int]) -> tuple:

@@ -22,6 +22,7 @@ from engine import render
 from engine.contract import LayerParams
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.base import View
 from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
@@ -183,6 +184,25 @@ class FiltersView(View):
         image, meta = self.grid_export(grid, "filters", self.weights_layer, settings)
         meta.pop("image", None)  # the weights do not depend on the image
         return image, meta
+
+    def figure_spec(self) -> FigureSpec:
+        """The figure `export filters` draws (engine.plot.features)."""
+        from engine.plot.features import filters_figure
+
+        if self.weights is None or self.weights_layer is None:
+            raise EngineError("no filters to export: select a conv or dense layer")
+        model = self.state.model
+        settings = self.render_settings()
+        return filters_figure(
+            self.weights,
+            self.weights_layer,
+            model.name if model else "",
+            self.shared_scale,
+            settings["max_filters"],
+        )
+
+    def export_values(self) -> np.ndarray | None:
+        return None if self.weights is None else np.asarray(self.weights)
 
 
 def _render_job(

@@ -36,6 +36,7 @@ from engine.maximize.figures import grid, tile_at
 from engine.maximize.objective_terms import channel, class_logit, layer, neuron
 from engine.maximize.objectives import Expr, as_expressions, parse
 from engine.maximize.optimizers import SCHEDULES
+from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.live import LiveRunView
 from gui.views.maximize_panel import (
@@ -363,6 +364,28 @@ class MaximizeView(MaximizeForm, UnitSurvey, LiveRunView):
         if self.images is None:
             raise EngineError("nothing to export yet: press Run")
         return grid(self.images, self.grid_cols()), self.gif_settings()
+
+    def figure_spec(self) -> FigureSpec:
+        """The figure `export maximize` draws (engine.plot.optimize): the images, their objectives, the curve."""
+        from engine.plot.optimize import maximize_figure
+
+        if self.images is None or self.result is None:
+            raise EngineError("nothing to export yet: press Run")
+        r, model = self.result, self.state.model
+        return maximize_figure(
+            self.images,
+            list(r.objectives),
+            list(r.losses) or None,
+            model.name if model else "",
+            str(self.run_settings.get("objective", "")),
+            dict(r.settings),
+            start=list(r.start_objective) or None,
+            final=list(r.objective) or None,
+            cols=self.grid_cols(),
+        )
+
+    def export_values(self) -> np.ndarray | None:
+        return None if self.images is None else np.asarray(self.images, np.float32)
 
     def gif_settings(self) -> dict[str, Any]:
         meta = {**self.base_settings(), "kind": "maximize", **self.run_settings}

@@ -53,6 +53,7 @@ def test_export_featuremaps_matches_engine_render(tiny_cnn_path, tmp_path):
         "global",
         "--cmap",
         "viridis",
+        "--raw",
         "--out",
         str(out_file),
     )
@@ -66,7 +67,8 @@ def test_export_featuremaps_matches_engine_render(tiny_cnn_path, tmp_path):
     # the figure's own fixed layout, recorded: --cols N reproduces it
     cols = render.feature_grid(maps, norm="global", cmap="viridis").geometry.cols
     assert side["settings"]["cols"] == cols and side["settings"]["layout"] == "fixed"
-    assert "export featuremaps" in side["settings"]["command"]
+    assert "export featuremaps" in side["settings"]["command"] and "--raw" in side["settings"]["command"]
+    np.testing.assert_array_equal(np.load(tmp_path / "fm.npy"), maps)  # --raw: the values beside it
     # never overwrite silently
     again = cli(
         "export",
@@ -124,6 +126,7 @@ def test_export_filters_layout_options_match_engine_render_and_sidecar(tiny_cnn_
             str(tiny_cnn_path),
             "--layer",
             "conv1",
+            "--raw",
             "--out",
             str(out_file),
         )

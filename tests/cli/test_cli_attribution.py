@@ -67,8 +67,9 @@ def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path, capsys) -> Non
             "gradcam++",
             "--mapping",
             "gaussian",
-            "--style",
+            "--map-style",
             "signed",
+            "--raw",
             "--out",
             str(out),
         ],
@@ -107,6 +108,7 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
             "magma",
             "--alpha",
             "0.7",
+            "--raw",
             "--out",
             str(out),
         ],
@@ -115,6 +117,7 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
     assert code == 0, err
     img = np.asarray(Image.open(out))
     assert img.shape[1] > 2 * 40  # two overlays (plus the coarse maps)
+    assert np.load(out.with_suffix(".npy")).shape == (2, 30, 40)  # --raw: both heatmaps
     sidecar = json.loads(sidecar_path(out).read_text())["settings"]
     assert [t["index"] for t in sidecar["targets"]] == [0, 2]
     assert len(sidecar["scores"]) == 2 and 0 <= sidecar["scores"][0]["deletion_auc"] <= 1
@@ -172,6 +175,7 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
             "smoothgrad",
             "--samples",
             "4",
+            "--raw",
             "--out",
             str(out),
         ],
@@ -179,8 +183,9 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
     )
     assert code == 0, err
     assert np.asarray(Image.open(out)).shape == (30, 40, 3)
+    assert np.load(out.with_suffix(".npy")).shape == (30, 40)
     sidecar = json.loads(sidecar_path(out).read_text())["settings"]
-    assert sidecar["method"] == "smoothgrad" and sidecar["style"] == "relu" and sidecar["samples"] == 4
+    assert sidecar["method"] == "smoothgrad" and sidecar["map_style"] == "relu" and sidecar["samples"] == 4
     out2 = tmp_path / "layer.png"
     code, _, err = _run(
         [
@@ -204,7 +209,7 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
         capsys,
     )
     assert code == 0, err
-    assert json.loads(sidecar_path(out2).read_text())["settings"]["style"] == "signed"
+    assert json.loads(sidecar_path(out2).read_text())["settings"]["map_style"] == "signed"
 
 
 def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) -> None:
@@ -213,7 +218,7 @@ def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) 
     maps = []
     for name, pick in (("old.png", ["--target", "3"]), ("new.png", ["--channel", "3"])):
         out = tmp_path / name
-        code, _, err = _run([*base, "--layer", "conv2", *pick, "--out", str(out)], capsys)
+        code, _, err = _run([*base, "--layer", "conv2", *pick, "--raw", "--out", str(out)], capsys)
         assert code == 0, err
         assert json.loads(sidecar_path(out).read_text())["settings"]["target"] == 3
         maps.append(np.asarray(Image.open(out)))
@@ -289,7 +294,7 @@ def test_main_py_subprocess(files, tmp_path: Path) -> None:
         env=env,
     )
     assert proc.returncode == 0
-    for flag in ("--method", "--layer", "--samples", "--steps", "--style"):
+    for flag in ("--method", "--layer", "--samples", "--steps", "--map-style", "--style", "--raw"):
         assert flag in proc.stdout
     proc = subprocess.run(
         [
@@ -313,3 +318,38 @@ def test_main_py_subprocess(files, tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid choice" in proc.stderr
+
+
+def test_export_cam_figure_compare_has_a_row_per_target_and_the_maps_range(
+    files, tmp_path: Path, capsys
+) -> None:
+    """The figure: the photo, the overlay and the map per target, one colour bar of the maps' real
+    values (what --raw's .npy holds); the raw export is the array image of before."""
+    from engine.attribution.cam import cam
+    from engine.attribution.figures import compare_overlays
+    from engine.images import load_image
+    from engine.models import load_model
+
+    base = ["export", "cam", "--model", str(files["model"]), "--image", str(files["image"])]
+    base += ["--target", "cat", "--compare", "owl"]
+    png = tmp_path / "fig.png"
+    code, _, err = _run([*base, "--width", "700", "--out", str(png)], capsys)
+    assert code == 0, err
+    with Image.open(png) as im:
+        assert im.size[0] == 700
+    side = json.loads(sidecar_path(png).read_text())["settings"]
+    assert side["figure"] == "cam" and side["rows"] == 2 and side["map_style"] == "relu"
+    raw = tmp_path / "raw.png"
+    code, _, err = _run([*base, "--raw", "--out", str(raw)], capsys)
+    assert code == 0, err
+    heats = np.load(raw.with_suffix(".npy"))
+    assert side["colorbar"]["min"] == pytest.approx(float(heats.min()))
+    assert side["colorbar"]["max"] == pytest.approx(float(heats.max()))
+    h = load_model(str(files["model"]))
+    photo = load_image(str(files["image"]))
+    expected = compare_overlays(photo, [cam(h, photo, t).heatmap_relu for t in ("cat", "owl")])
+    np.testing.assert_array_equal(np.asarray(Image.open(raw)), expected)
+    svg = tmp_path / "fig.svg"
+    code, _, err = _run([*base, "--style", "slide", "--out", str(svg)], capsys)
+    assert code == 0, err
+    assert "Grad-CAM at conv2" in svg.read_text()

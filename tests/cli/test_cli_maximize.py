@@ -39,6 +39,7 @@ def test_export_maximize_batch_as_png_grid_then_refuse_overwrite(tiny_cnn_path, 
         "blur:0.5:2",
         "--zoom",
         "2",
+        "--raw",
         "--out",
         str(out),
     ]
@@ -47,6 +48,8 @@ def test_export_maximize_batch_as_png_grid_then_refuse_overwrite(tiny_cnn_path, 
     assert res.stderr == ""
     img = np.asarray(Image.open(out))
     assert img.shape == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2, 3)  # 2x2 grid of 16x16 tiles, zoom 2, 2 px margins
+    values = np.load(out.with_suffix(".npy"))  # --raw: the float images beside the grid
+    assert values.shape == (4, 16, 16, 3) and values.dtype == np.float32
     side = json.loads(Path(str(out) + ".json").read_text())["settings"]
     assert side["view"] == "maximize" and side["objective"] == "conv2:0..3" and side["steps"] == 10
     assert side["transforms"] == ["jitter:1", "rotate:10", "scale:0.1"] and side["param"] == "fourier"
@@ -127,6 +130,7 @@ def test_export_dream_keeps_the_photo_size(tiny_cnn_path, tmp_path):
         "0.5*conv2",
         "--octaves",
         "2",
+        "--raw",
         "--out",
         str(out),
     )
@@ -273,3 +277,31 @@ def test_export_dream_takes_layer_and_channel(tiny_cnn_path, tmp_path):
     )
     two = cli(*args, "--layer", "conv1", "conv2", "--channel", "1", "--out", str(tmp_path / "two.npy"))
     assert two.returncode == 2 and "exactly one --layer" in two.stderr
+
+
+def test_export_maximize_figure_labels_each_image_and_draws_the_curve(tiny_cnn_path, tmp_path):
+    """Without --raw the PNG is the figure at the asked size; the SVG keeps its title as text; the
+    canvas is --canvas (--size is the figure's size, as for every kind)."""
+    base = ["export", "maximize", "--model", str(tiny_cnn_path), "--layer", "conv2", "--channel", "0,1"]
+    base += ["--canvas", "20"]
+    png = tmp_path / "fig.png"
+    res = cli(*base, "--size", "3x2.5in", "--dpi", "100", "--out", str(png))
+    assert res.returncode == 0, res.stderr
+    with Image.open(png) as im:
+        assert im.size == (300, 250)
+    side = _settings(png)
+    assert side["size"] == [20, 20] and side["figure"] == "maximize" and "--canvas 20" in side["command"]
+    svg = tmp_path / "fig.svg"
+    assert cli(*base, "--out", str(svg)).returncode == 0
+    text = svg.read_text()
+    assert "activation maximization" in text and "conv2:0" in text and "conv2:1" in text
+
+
+def test_export_dream_figure_and_photo_size(tiny_cnn_path, tmp_path):
+    out = tmp_path / "dream.pdf"
+    args = ["export", "dream", "--model", str(tiny_cnn_path), "--image", "builtin:shape_star"]
+    res = cli(*args, "--layer", "conv2", "--octaves", "1", "--photo-size", "24", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes().startswith(b"%PDF")
+    side = _settings(out)
+    assert side["figure"] == "dream" and side["size"] == [24, 24] and "--photo-size 24" in side["command"]

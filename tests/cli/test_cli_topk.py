@@ -1,4 +1,4 @@
-"""`python main.py export topk`, run as a real subprocess: the figure, its sidecar, the cache, errors."""
+"""`python main.py export topk`, run as a real subprocess: the figure, --raw, its sidecar, the cache, errors."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def test_export_topk_writes_figure_and_sidecar(tiny_cnn_path, folder, tmp_path, 
         "0-3",
         "--cols",
         "2",
+        "--raw",
         "--out",
         str(out),
     ]
@@ -89,6 +90,7 @@ def test_export_topk_writes_figure_and_sidecar(tiny_cnn_path, folder, tmp_path, 
     result = scan(engine.load_model(tiny_cnn_path), str(folder), "conv2", k=4, cache=False)
     expected = render_units(result, [0, 1, 2, 3], cols=2, cell=48)
     np.testing.assert_array_equal(img[..., :3], expected)
+    np.testing.assert_array_equal(np.load(out.with_suffix(".npy")), result.top_values[:4])  # what it shows
 
     # never overwrites silently; --overwrite replaces, and the cached scan makes it quick
     code, stdout, err = run_cli(capsys, monkeypatch, tmp_path / "cache", *args)
@@ -172,6 +174,7 @@ def test_classes_page_command_reproduces_the_gui_figure(tiny_cnn_path, folder, t
     import engine
     from engine.dataset import figures, scan
     from engine.dataset.cli import topk_command
+    from engine.plot.dataset import class_matrix
 
     cache = tmp_path / "cache"
     h = engine.load_model(tiny_cnn_path)
@@ -179,11 +182,20 @@ def test_classes_page_command_reproduces_the_gui_figure(tiny_cnn_path, folder, t
     for heatmap, stat in (("zscore", "mean"), ("raw", "max")):
         shown, _ = figures.class_heatmap(result, heatmap, stat)  # what the GUI's Classes page shows
         command = topk_command(
-            result.model, result.source, result.layer, result.k, "classes", heatmap=heatmap, stat=stat
+            result.model,
+            result.source,
+            result.layer,
+            result.k,
+            "classes",
+            heatmap=heatmap,
+            stat=stat,
+            raw=True,
         )
-        assert f"--page classes --heatmap {heatmap} --stat {stat}" in command
+        assert f"--page classes --heatmap {heatmap} --stat {stat} --raw" in command
         out = tmp_path / f"classes-{heatmap}.png"
         np.testing.assert_array_equal(_run_command(command, out, cache), shown)
+        values = np.load(out.with_suffix(".npy"))
+        np.testing.assert_array_equal(values, class_matrix(result, heatmap, stat))
         sidecar = json.loads(out.with_name(out.name + ".json").read_text())
         settings = sidecar["settings"]
         assert settings["page"] == "classes" and settings["heatmap"] == heatmap and settings["stat"] == stat
@@ -208,6 +220,7 @@ def test_images_page_and_unlabelled_classes(tiny_cnn_path, folder, tmp_path, cap
         "4",
         "--count",
         "5",
+        "--raw",
         "--out",
         str(out),
     )
@@ -216,8 +229,9 @@ def test_images_page_and_unlabelled_classes(tiny_cnn_path, folder, tmp_path, cap
     result = scan(h, str(folder), "conv2", k=9, cache=False)
     ids = figures.page_image_ids(result, 4, 5)
     assert len(ids) == 5 or result.skipped  # the broken file is left out
-    expected = figures.maps_figure(strongest_maps_of(h, result, ids))
-    np.testing.assert_array_equal(np.asarray(Image.open(out))[..., :3], expected)
+    maps = strongest_maps_of(h, result, ids)
+    np.testing.assert_array_equal(np.asarray(Image.open(out))[..., :3], figures.maps_figure(maps))
+    np.testing.assert_array_equal(np.load(out.with_suffix(".npy")), np.stack([sm.map for sm in maps.maps]))
     sidecar = json.loads(out.with_name(out.name + ".json").read_text())
     assert "--page images" in sidecar["command"] and "--first 4" in sidecar["command"]
 
@@ -254,3 +268,66 @@ def test_export_topk_channel_is_units(tiny_cnn_path, folder, tmp_path, capsys, m
         assert json.loads(out.with_name(name + ".json").read_text())["settings"]["units"] == [1, 2]
         images.append(np.asarray(Image.open(out)))
     np.testing.assert_array_equal(images[0], images[1])
+
+
+def test_export_topk_figures_sized_vector_and_reproducible(
+    tiny_cnn_path, folder, tmp_path, capsys, monkeypatch
+):
+    """Without --raw each page is a figure: at the size asked for, SVG with its title as text, and
+    the sidecar's command writes the same PNG byte for byte."""
+    cache = tmp_path / "cache"
+    base = ["export", "topk", "--model", str(tiny_cnn_path), "--source", str(folder), "--layer", "conv2"]
+    sized = tmp_path / "units.png"
+    code, _, err = run_cli(
+        capsys,
+        monkeypatch,
+        cache,
+        *base,
+        "--channel",
+        "0..2",
+        "--size",
+        "3x2.5in",
+        "--dpi",
+        "100",
+        "--out",
+        str(sized),
+    )
+    assert code == 0, err
+    assert Image.open(sized).size == (300, 250)
+    assert not sized.with_suffix(".npy").exists()  # the values come with --raw only
+    sidecar = json.loads(sized.with_name(sized.name + ".json").read_text())
+    assert "tiny" in json.dumps(sidecar) and sidecar["settings"]["page"] == "units"
+
+    for page in ("classes", "images"):
+        svg = tmp_path / f"{page}.svg"
+        code, _, err = run_cli(capsys, monkeypatch, cache, *base, "--page", page, "--out", str(svg))
+        assert code == 0, err
+        text = svg.read_text()
+        assert "<text" in text and "conv2" in text and "images" in text  # the title stays text
+
+    wide = tmp_path / "classes.png"
+    code, _, err = run_cli(
+        capsys,
+        monkeypatch,
+        cache,
+        *base,
+        "--page",
+        "classes",
+        "--heatmap",
+        "raw",
+        "--width",
+        "640",
+        "--out",
+        str(wide),
+    )
+    assert code == 0, err
+    assert Image.open(wide).size[0] == 640
+    command = json.loads(wide.with_name(wide.name + ".json").read_text())["command"]
+    again = tmp_path / "again.png"
+    import shlex
+
+    argv = shlex.split(command)
+    argv[argv.index("--out") + 1] = str(again)
+    res = cli(*argv[2:], cache=cache)
+    assert res.returncode == 0, res.stderr
+    assert again.read_bytes() == wide.read_bytes()

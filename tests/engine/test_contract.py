@@ -111,3 +111,8 @@ def test_cancelled_job_is_finished_not_failed():
     token.cancel()
     events = list(run(Request("sleep", {"steps": 3}), token))
     assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
+
+
+def test_model_summary_still_answers_dict_style_scripts(tiny_cnn_path):
+    summary = run_sync(LoadModelParams(str(tiny_cnn_path)).request())
+    assert summary.get("name") == summary.name and summary.get("nope", 3) == 3

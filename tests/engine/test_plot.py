@@ -140,7 +140,7 @@ def test_write_figure_is_atomic_with_a_sidecar_and_never_overwrites(tmp_path):
     )
     assert [p.name for p in written] == ["fig.pdf", "fig.pdf.json"]
     side = json.loads((tmp_path / "fig.pdf.json").read_text())
-    assert side["settings"]["style"] == "paper" and side["settings"]["pixels"] == [300, 200]
+    assert side["settings"]["figure_style"] == "paper" and side["settings"]["pixels"] == [300, 200]
     assert side["settings"]["colorbar"]["max"] == pytest.approx(_spec().colorbar.vmax)
     with pytest.raises(ExportExists):
         write_figure(out, _spec(), {})
