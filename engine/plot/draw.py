@@ -68,10 +68,12 @@ class _Layout:
         return left, top
 
 
-def _wrap(text: str, width_in: float, font_pt: float) -> list[str]:
+def _wrap(text: str, width_in: float, font_pt: float, em: float = 0.55) -> list[str]:
+    """Lines of at most the characters that fit width_in at font_pt (em: a character's mean
+    width in ems; bold titles are wider)."""
     if not text:
         return []
-    chars = max(12, int(width_in / (font_pt * 0.52 * PT)))
+    chars = max(12, int(width_in / (font_pt * em * PT)))
     lines: list[str] = []
     for part in text.split("\n"):
         lines += textwrap.wrap(part, chars) or [""]
@@ -110,7 +112,7 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
     f = style.font_pt
     width = size.width_in
     margin = 0.06 + 0.25 * f * PT * 4
-    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15)
+    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15, em=0.64)
     caption_lines = _wrap(spec.caption, width - 2 * margin, f * 0.85)
     title_h = len(title_lines) * f * 1.15 * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
     caption_h = len(caption_lines) * f * 0.85 * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
