@@ -10,7 +10,6 @@ PNG and in the rasters a PDF or SVG embeds; text stays text in vector output (st
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,15 +67,35 @@ class _Layout:
         return left, top
 
 
-def _wrap(text: str, width_in: float, font_pt: float, em: float = 0.55) -> list[str]:
-    """Lines of at most the characters that fit width_in at font_pt (em: a character's mean
-    width in ems; bold titles are wider)."""
+def _text_width_in(text: str, font_pt: float, bold: bool) -> float:
+    """The width of `text` in inches as matplotlib will draw it (the current rcParams' font)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    prop = FontProperties(size=font_pt, weight="bold" if bold else "normal")
+    width, _, _ = text_to_path.get_text_width_height_descent(text, prop, ismath=False)
+    return width * PT  # points to inches
+
+
+def _wrap(text: str, width_in: float, font_pt: float, bold: bool = False) -> list[str]:
+    """The lines `text` breaks into (greedily, at spaces) so that each fits width_in when drawn at
+    font_pt; a word longer than a line is broken inside."""
     if not text:
         return []
-    chars = max(12, int(width_in / (font_pt * em * PT)))
     lines: list[str] = []
     for part in text.split("\n"):
-        lines += textwrap.wrap(part, chars) or [""]
+        line = ""
+        for word in part.split(" "):
+            trial = f"{line} {word}" if line else word
+            if line and _text_width_in(trial, font_pt, bold) > width_in:
+                lines.append(line)
+                trial = word
+            while _text_width_in(trial, font_pt, bold) > width_in and len(trial) > 1:
+                cut = max(1, int(len(trial) * width_in / _text_width_in(trial, font_pt, bold)) - 1)
+                lines.append(trial[:cut])
+                trial = trial[cut:]
+            line = trial
+        lines.append(line)
     return lines
 
 
@@ -112,7 +131,7 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
     f = style.font_pt
     width = size.width_in
     margin = 0.06 + 0.25 * f * PT * 4
-    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15, em=0.64)
+    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15, bold=True)
     caption_lines = _wrap(spec.caption, width - 2 * margin, f * 0.85)
     title_h = len(title_lines) * f * 1.15 * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
     caption_h = len(caption_lines) * f * 0.85 * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
