@@ -342,12 +342,16 @@ class EngineClient(EngineClientBase):
         self._worker.moveToThread(self._thread)
         # queued: loop() then runs inside the thread's event loop, so quit() from it ends exec()
         self._thread.started.connect(self._worker.loop, Qt.ConnectionType.QueuedConnection)
-        self._worker.ready.connect(self._on_ready)
-        self._worker.started.connect(self._on_started)
-        self._worker.progress_ready.connect(self._on_progress_ready)
-        self._worker.frame_ready.connect(self._on_frame_ready)
-        self._worker.finished.connect(self._on_done)
-        self._worker.failed.connect(self._on_done)
+        w = self._worker
+        for signal, slot in (
+            (w.ready, self._on_ready),
+            (w.started, self._on_started),
+            (w.progress_ready, self._on_progress_ready),
+            (w.frame_ready, self._on_frame_ready),
+            (w.finished, self._on_done),
+            (w.failed, self._on_done),
+        ):
+            signal.connect(slot)
         self._started = False
 
     # ----- lifecycle ----------------------------------------------------

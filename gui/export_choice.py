@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from engine.errors import EngineError
 from gui import settings as cfg
 
 FIGURE_FORMATS = (("PNG", ".png"), ("TIFF", ".tif"), ("SVG", ".svg"), ("PDF", ".pdf"))
@@ -108,53 +109,28 @@ class ExportChoice:
 
 
 # ----- the command that reproduces an export ---------------------------------------------------
-def _opt(parts: list[str], flag: str, value: Any) -> None:
-    if value is not None and value != "":
-        parts += [flag, str(value)]
+def base_command(meta: dict[str, Any], raw: bool = False) -> list[str] | None:
+    """`python main.py export KIND ...` (without --out and --raw) for a view's export sidecar: the
+    view's own "command" when it gives one (the Dataset pages), else built by the engine from the
+    settings of its kind (engine.commands.export_command: feature maps, filters, maximize, dream,
+    cam, saliency; `raw`: the command of the raw export); None when it cannot be rebuilt."""
+    from engine.commands import export_command as build
 
-
-def base_command(meta: dict[str, Any]) -> list[str] | None:
-    """`python main.py export KIND ...` (without --out) for a view's export sidecar: the view's own
-    "command" when it gives one (the Dataset pages), else built from the settings of the kinds
-    whose every option the sidecar holds (feature maps, filters); None when it cannot be rebuilt."""
     given = meta.get("command")
-    if given:
-        parts = shlex.split(str(given))
-        if "--out" in parts:
-            i = parts.index("--out")
-            del parts[i : i + 2]
-        return [p for p in parts if p != "--raw"]  # the choice adds --raw or the figure flags
-    kind, model = meta.get("kind"), meta.get("model")
-    if not model or not meta.get("layer"):
+    try:
+        text = str(given) if given else build(meta, raw=raw)
+    except EngineError:
         return None
-    parts = ["python", "main.py", "export", str(kind), "--model", str(model)]
-    if kind == "featuremaps":
-        if not meta.get("image"):
-            return None
-        _opt(parts, "--image", meta.get("image"))
-        _opt(parts, "--layer", meta.get("layer"))
-        _opt(parts, "--norm", meta.get("norm"))
-        _opt(parts, "--cmap", meta.get("cmap"))
-        _opt(parts, "--cols", meta.get("cols"))
-    elif kind == "filters":
-        _opt(parts, "--layer", meta.get("layer"))
-        scale = meta.get("scale")
-        if isinstance(scale, bool) or scale is None:  # the view records shared_scale
-            scale = "shared" if meta.get("shared_scale", True) else "per-filter"
-        _opt(parts, "--scale", scale)
-        _opt(parts, "--max-filters", meta.get("max_filters"))
-        _opt(parts, "--cols", meta.get("cols"))
-        _opt(parts, "--sections-per-row", meta.get("sections_per_row"))
-    else:
-        return None
-    if meta.get("scaling"):
-        _opt(parts, "--scaling", meta.get("scaling"))
-    return parts
+    parts = shlex.split(text)
+    if "--out" in parts:
+        i = parts.index("--out")
+        del parts[i : i + 2]
+    return [p for p in parts if p != "--raw"]  # the choice adds --raw or the figure flags
 
 
 def export_command(meta: dict[str, Any], choice: ExportChoice, out: str | Path) -> str | None:
     """The command line that writes this export again (figure flags or --raw, and --out)."""
-    parts = base_command(meta)
+    parts = base_command(meta, choice.raw)
     if parts is None:
         return None
     return shlex.join([*parts, *choice.flags(), "--out", str(out)])

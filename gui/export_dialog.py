@@ -46,7 +46,10 @@ from gui.export_choice import (
 from gui.views.base import View
 from gui.widgets.controls import single_shot_timer
 from gui.widgets.fields import combo, double_spin, int_spin
+from gui.widgets.forms import add_row, row_widget
+from gui.widgets.layouts import row
 from gui.widgets.render_worker import RenderWorker
+from gui.widgets.wiring import signals_blocked
 
 PREVIEW_DEBOUNCE_MS = 200
 PREVIEW_MIN = (420, 320)
@@ -83,45 +86,30 @@ class ExportDialog(QDialog):
         self.mode_group = QButtonGroup(self)
         self.mode_group.addButton(self.figure_radio)
         self.mode_group.addButton(self.raw_radio)
-        self.format_box = combo(FIGURE_FORMATS)
-        self.style_box = combo(
-            (("Paper (serif 8 pt, 3.5 in column)", "paper"), ("Slide (sans 16 pt, 16:9)", "slide"))
-        )
-        self.size_box = combo(
-            SIZE_MODES, tip="The figure's size: the style's, width × height, or a width in pixels"
-        )
+        modes = row(self.figure_radio, self.raw_radio)
+        modes.addStretch(1)
+        self.form = form = QFormLayout()
+        form.addRow("Export", modes)
+        self.format_box = add_row(form, "Format", combo(FIGURE_FORMATS))
+        styles = (("Paper (serif 8 pt, 3.5 in column)", "paper"), ("Slide (sans 16 pt, 16:9)", "slide"))
+        self.style_box = add_row(form, "Style", combo(styles))
+        size_tip = "The figure's size: the style's, width × height, or a width in pixels"
+        self.size_box = add_row(form, "Size", combo(SIZE_MODES, tip=size_tip))
         self.width_spin = double_spin(3.5, 0.5, 20000, 2)
         self.height_spin = double_spin(2.5, 0.5, 20000, 2)
         self.unit_box = combo(UNITS)
-        self.width_px_spin = int_spin(1050, 16, 20000)
+        self.wh_row = add_row(
+            form, "", row_widget(self.width_spin, QLabel("×"), self.height_spin, self.unit_box)
+        )
+        self.width_px_spin = add_row(form, "Width", int_spin(1050, 16, 20000))
         self.width_px_spin.setSuffix(" px")
-        self.dpi_spin = int_spin(300, 10, 2400)
+        self.dpi_spin = add_row(form, "Resolution", int_spin(300, 10, 2400))
         self.dpi_spin.setSuffix(" dpi")
-        self.size_info = QLabel("")
+        self.size_info = add_row(form, "", QLabel(""))
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #b00020")
 
-        wh = QHBoxLayout()
-        wh.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.width_spin, QLabel("×"), self.height_spin, self.unit_box):
-            wh.addWidget(widget)
-        self.wh_row = QWidget()
-        self.wh_row.setLayout(wh)
-        modes = QHBoxLayout()
-        modes.addWidget(self.figure_radio)
-        modes.addWidget(self.raw_radio)
-        modes.addStretch(1)
-        form = QFormLayout()
-        form.addRow("Export", modes)
-        form.addRow("Format", self.format_box)
-        form.addRow("Style", self.style_box)
-        form.addRow("Size", self.size_box)
-        form.addRow("", self.wh_row)
-        form.addRow("Width", self.width_px_spin)
-        form.addRow("Resolution", self.dpi_spin)
-        form.addRow("", self.size_info)
-        self.form = form
         left = QVBoxLayout()
         left.addLayout(form)
         left.addWidget(self.error)
@@ -186,37 +174,40 @@ class ExportDialog(QDialog):
 
     def set_choice(self, choice: ExportChoice) -> None:
         """Show `choice` (a figure choice falls back to raw when the view has no figure)."""
-        widgets = (self.figure_radio, self.raw_radio, self.format_box, self.style_box, self.size_box)
-        widgets += (self.width_spin, self.height_spin, self.unit_box, self.width_px_spin, self.dpi_spin)
-        for w in widgets:
-            w.blockSignals(True)
-        raw = choice.raw or self._spec is None
-        self.figure_radio.setEnabled(self._spec is not None)
-        if self._spec is None:
-            self.figure_radio.setToolTip(f"No figure: {self._spec_error}")
-        (self.raw_radio if raw else self.figure_radio).setChecked(True)
-        self._fill_formats(raw, choice.fmt)
-        self.style_box.setCurrentIndex(max(0, self.style_box.findData(choice.style)))
-        self.size_box.setCurrentIndex(max(0, self.size_box.findData(choice.size_mode)))
-        self.unit_box.setCurrentText(choice.unit)
-        self._unit = choice.unit
-        self._set_size_range(choice.unit)
-        self.width_spin.setValue(choice.width)
-        self.height_spin.setValue(choice.height)
-        self.width_px_spin.setValue(choice.width_px)
-        self.dpi_spin.setValue(int(round(choice.dpi)))
-        for w in widgets:
-            w.blockSignals(False)
+        with signals_blocked(self.figure_radio, self.raw_radio, self.format_box, self.style_box):
+            raw = choice.raw or self._spec is None
+            self.figure_radio.setEnabled(self._spec is not None)
+            if self._spec is None:
+                self.figure_radio.setToolTip(f"No figure: {self._spec_error}")
+            (self.raw_radio if raw else self.figure_radio).setChecked(True)
+            self._fill_formats(raw, choice.fmt)
+            self.style_box.setCurrentIndex(max(0, self.style_box.findData(choice.style)))
+            self._set_size(
+                choice.size_mode, choice.unit, choice.width, choice.height, choice.dpi, choice.width_px
+            )
         self._changed()
 
     def _fill_formats(self, raw: bool, current: str) -> None:
         box = self.format_box
-        box.blockSignals(True)
-        box.clear()
-        for label, suffix in RAW_FORMATS if raw else FIGURE_FORMATS:
-            box.addItem(label, suffix)
-        box.setCurrentIndex(max(0, box.findData(".tif" if current == ".tiff" else current)))
-        box.blockSignals(False)
+        with signals_blocked(box):
+            box.clear()
+            for label, suffix in RAW_FORMATS if raw else FIGURE_FORMATS:
+                box.addItem(label, suffix)
+            box.setCurrentIndex(max(0, box.findData(".tif" if current == ".tiff" else current)))
+
+    def _set_size(self, mode: str, unit: str, width: float, height: float, dpi: float, width_px: int) -> None:
+        """Show a size (the size mode, the unit and its range, width × height, DPI, width in pixels)
+        without signals: the caller calls _changed() once."""
+        sizes = (self.size_box, self.unit_box, self.width_spin, self.height_spin)
+        with signals_blocked(*sizes, self.width_px_spin, self.dpi_spin):
+            self.size_box.setCurrentIndex(max(0, self.size_box.findData(mode)))
+            self.unit_box.setCurrentText(unit)
+            self._unit = unit
+            self._set_size_range(unit)
+            self.width_spin.setValue(width)
+            self.height_spin.setValue(height)
+            self.dpi_spin.setValue(int(round(dpi)))
+            self.width_px_spin.setValue(width_px)
 
     def _set_size_range(self, unit: str) -> None:
         lo, hi, decimals = (16, 20000, 0) if unit == "px" else (0.5, 100, 2)
@@ -234,32 +225,7 @@ class ExportDialog(QDialog):
 
         st = STYLES[str(self.style_box.currentData())]
         height = st.height_in if st.height_in is not None else round(st.width_in * 0.75, 2)
-        for w in (
-            self.size_box,
-            self.unit_box,
-            self.width_spin,
-            self.height_spin,
-            self.width_px_spin,
-            self.dpi_spin,
-        ):
-            w.blockSignals(True)
-        self.size_box.setCurrentIndex(self.size_box.findData("default"))
-        self.unit_box.setCurrentText("in")
-        self._unit = "in"
-        self._set_size_range("in")
-        self.width_spin.setValue(st.width_in)
-        self.height_spin.setValue(height)
-        self.dpi_spin.setValue(int(round(st.dpi)))
-        self.width_px_spin.setValue(int(round(st.width_in * st.dpi)))
-        for w in (
-            self.size_box,
-            self.unit_box,
-            self.width_spin,
-            self.height_spin,
-            self.width_px_spin,
-            self.dpi_spin,
-        ):
-            w.blockSignals(False)
+        self._set_size("default", "in", st.width_in, height, st.dpi, int(round(st.width_in * st.dpi)))
         self._changed()
 
     def _unit_changed(self, *_: Any) -> None:
@@ -270,13 +236,10 @@ class ExportDialog(QDialog):
         factor = dpi if unit == "px" else 1 / dpi
         w, h = self.width_spin.value() * factor, self.height_spin.value() * factor
         self._unit = unit
-        for spin in (self.width_spin, self.height_spin):
-            spin.blockSignals(True)
-        self._set_size_range(unit)
-        self.width_spin.setValue(w)
-        self.height_spin.setValue(h)
-        for spin in (self.width_spin, self.height_spin):
-            spin.blockSignals(False)
+        with signals_blocked(self.width_spin, self.height_spin):
+            self._set_size_range(unit)
+            self.width_spin.setValue(w)
+            self.height_spin.setValue(h)
         self._changed()
 
     def _sync_widgets(self) -> None:

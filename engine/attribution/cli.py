@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import cli
 from engine.attribution.cam import METHODS
 from engine.attribution.figures import (
     CMAPS,
@@ -29,16 +30,6 @@ from engine.attribution.figures import (
 from engine.attribution.gradients import SALIENCY_METHODS
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
-from engine.cli import (
-    Produced,
-    _load,
-    _model_args,
-    _out_args,
-    check_unit_args,
-    export_kind,
-    one_unit,
-    unit_args,
-)
 from engine.models import ModelHandle
 from engine.plot.attribution import cam_figure, prob, saliency_figure, source_name
 from engine.precision import PRECISIONS
@@ -65,7 +56,7 @@ def _target_arg(text: str | None) -> Any:
 
 
 def _cam_options(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    cli._model_args(p)
     p.add_argument("--image", required=True, help="image path or builtin:NAME")
     p.add_argument(
         "--target", help="class index or name; positive/negative for a sigmoid unit (default: top-1)"
@@ -94,7 +85,7 @@ def _cam_options(p: argparse.ArgumentParser) -> None:
         "image, its mean colour, black or seeded noise",
     )
     _look_args(p, "relu")
-    _out_args(p)
+    cli._out_args(p)
 
 
 def _describe(h: Any, res: Any) -> str:
@@ -102,12 +93,12 @@ def _describe(h: Any, res: Any) -> str:
     return f"target: {name}  logit {res.score:.4f}  probability {res.probability:.4f}"
 
 
-@export_kind("cam", _cam_options)
-def export_cam(args: argparse.Namespace) -> Produced:
+@cli.export_kind("cam", _cam_options)
+def export_cam(args: argparse.Namespace) -> cli.Produced:
     from engine.attribution.cam import cam
     from engine.images import load_image
 
-    h = _load(args)
+    h = cli._load(args)
     photo = load_image(args.image)
     kw = {
         "layer": args.layer,
@@ -192,11 +183,11 @@ def export_cam(args: argparse.Namespace) -> Produced:
         args.dim,
         coarse=bool(args.coarse),
     )
-    return Produced(image, settings, report, values=np.stack(heats), figure=figure)
+    return cli.Produced(image, settings, report, values=np.stack(heats), figure=figure)
 
 
 def _saliency_options(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    cli._model_args(p)
     p.add_argument("--image", required=True, help="image path or builtin:NAME")
     p.add_argument(
         "--target", help="class index or name (default: top-1); with --layer: the old spelling of --channel"
@@ -206,7 +197,7 @@ def _saliency_options(p: argparse.ArgumentParser) -> None:
         "--layer",
         help="explain this layer's output instead of a class: its mean, or one --channel / --unit (* = mean)",
     )
-    unit_args(p)
+    cli.unit_args(p)
     p.add_argument("--samples", type=int, default=25, help="SmoothGrad samples")
     p.add_argument(
         "--noise", type=float, default=0.15, help="SmoothGrad noise, a fraction of the input range"
@@ -214,7 +205,7 @@ def _saliency_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=32, help="Integrated Gradients steps")
     p.add_argument("--batch-size", type=int, default=16)
     _look_args(p, "auto")
-    _out_args(p)
+    cli._out_args(p)
 
 
 def _saliency_target(h: ModelHandle, args: argparse.Namespace) -> Any:
@@ -222,16 +213,16 @@ def _saliency_target(h: ModelHandle, args: argparse.Namespace) -> Any:
     (--target N stays as the old spelling); None: the top-1 class or the whole layer's mean."""
     if args.channel is None and args.unit is None:
         return _target_arg(args.target)
-    return one_unit(h, args, instead="--target")
+    return cli.one_unit(h, args, instead="--target")
 
 
-@export_kind("saliency", _saliency_options)
-def export_saliency(args: argparse.Namespace) -> Produced:
+@cli.export_kind("saliency", _saliency_options)
+def export_saliency(args: argparse.Namespace) -> cli.Produced:
     from engine.attribution.gradients import saliency
     from engine.images import load_image
 
-    check_unit_args(args)
-    h = _load(args)
+    cli.check_unit_args(args)
+    h = cli._load(args)
     photo = load_image(args.image)
     target = _saliency_target(h, args)
     smap = saliency(
@@ -280,7 +271,7 @@ def export_saliency(args: argparse.Namespace) -> Produced:
         args.alpha,
         args.dim,
     )
-    return Produced(image, settings, report, values=np.asarray(smap, np.float32), figure=figure)
+    return cli.Produced(image, settings, report, values=np.asarray(smap, np.float32), figure=figure)
 
 
 def _saliency_what(h: ModelHandle, args: argparse.Namespace, target: Any, photo: np.ndarray) -> str:

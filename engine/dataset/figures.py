@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FigureLayout",
     "HeatLayout",
+    "chosen_units",
     "class_grid_figure",
     "class_heatmap",
     "colorize",
@@ -109,6 +110,18 @@ class FigureLayout:
         return tuple(self.geometry.image_rects[index])
 
 
+def chosen_units(result: ScanResult, units: Sequence[int] | None) -> list[int]:
+    """The units of `result` to show: `units` (all for None) as ints; EngineError for a unit the
+    layer lacks or for none at all."""
+    chosen = list(range(result.units)) if units is None else [int(u) for u in units]
+    for u in chosen:
+        if not 0 <= u < result.units:
+            raise EngineError(f"no unit {u} in layer {result.layer} ({result.units} units)")
+    if not chosen:
+        raise EngineError("no units to show")
+    return chosen
+
+
 def render_units_layout(
     result: ScanResult,
     channels: Sequence[int] | None = None,
@@ -121,12 +134,7 @@ def render_units_layout(
 
     fit = (height, width) of a pane: without explicit cols, the columns that show units largest there.
     """
-    chans = list(range(result.units)) if channels is None else [int(c) for c in channels]
-    for c in chans:
-        if not 0 <= c < result.units:
-            raise EngineError(f"no unit {c} in layer {result.layer} ({result.units} units)")
-    if not chans:
-        raise EngineError("no units to show")
+    chans = chosen_units(result, channels)
     tiles = unit_tiles(result, chans, cell)
     wide = tiles[0].shape[1] >= 84
     names = [f"{c}  max {result.top_values[c, 0]:.3g}" if wide else str(c) for c in chans]

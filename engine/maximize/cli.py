@@ -29,17 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.cli import (
-    CliError,
-    Produced,
-    _load,
-    _model_args,
-    _out_args,
-    check_unit_args,
-    export_kind,
-    layer_objective,
-    unit_args,
-)
+from engine import cli
 from engine.maximize.figures import grid
 from engine.plot.optimize import dream_figure, maximize_figure
 from engine.plot.spec import FigureSpec
@@ -50,7 +40,7 @@ _SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf", ".gif", ".npy")
 def _suffix(args: argparse.Namespace) -> str:
     suffix = Path(args.out).suffix.lower()
     if suffix not in _SUFFIXES:
-        raise CliError(f"--out {args.out}: use one of {', '.join(_SUFFIXES)}")
+        raise cli.CliError(f"--out {args.out}: use one of {', '.join(_SUFFIXES)}")
     return suffix
 
 
@@ -74,7 +64,7 @@ def _precheck(args: argparse.Namespace) -> str:
     suffix = _suffix(args)
     out = Path(args.out)
     if not out.parent.is_dir():
-        raise CliError(f"--out {args.out}: folder {out.parent} does not exist")
+        raise cli.CliError(f"--out {args.out}: folder {out.parent} does not exist")
     if not args.overwrite:
         for target in (out, sidecar_path(out)):
             if target.exists():
@@ -88,7 +78,7 @@ def _produce(
     settings: dict[str, Any],
     report: list[str],
     figure: Callable[[np.ndarray], FigureSpec],
-) -> Produced:
+) -> cli.Produced:
     """Drive a Step generator and package the result for engine.cli's writer: a GIF or NPY
     writer, or the raw grid, its float images and the figure `figure(images)` builds."""
     from engine.export import write_gif, write_npy
@@ -108,7 +98,7 @@ def _produce(
         assert recorder is not None
         frames = [grid(f, args.cols, zoom=zoom) for _, f in recorder.frames]
         settings = {**settings, "frames": len(frames)}
-        return Produced(
+        return cli.Produced(
             image=frames[-1],
             settings=settings,
             report=report,
@@ -116,14 +106,14 @@ def _produce(
         )
     if suffix == ".npy":
         settings = {**settings, "shape": list(images.shape)}
-        return Produced(
+        return cli.Produced(
             image=grid(images, args.cols, zoom=zoom),
             values=images,
             settings=settings,
             report=report,
             writer=lambda path, s, ow: list(write_npy(path, images, s, overwrite=ow)),
         )
-    return Produced(
+    return cli.Produced(
         image=grid(images, args.cols, zoom=zoom),
         values=images,
         figure=figure(images),
@@ -132,9 +122,17 @@ def _produce(
     )
 
 
+def _grid_args(p: argparse.ArgumentParser, zoomed: str, cols_help: str | None = None) -> None:
+    """The options both kinds end with: --cols and --zoom of the grid (--raw and GIF), then
+    engine.cli's output options."""
+    p.add_argument("--cols", type=int, default=None, help=cols_help)
+    p.add_argument("--zoom", type=int, default=1, help=f"enlarge {zoomed} N times (nearest) in --raw and GIF")
+    cli._out_args(p)
+
+
 # ----- export maximize -------------------------------------------------------------------------------
 def _maximize_options(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    cli._model_args(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--layer",
@@ -146,7 +144,7 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
         help="a full expression instead of --layer, e.g. conv3:5@10,12, class:3, '0.5*conv3:5 - class:2' "
         "(several: one image each)",
     )
-    unit_args(p, position=True)
+    cli.unit_args(p, position=True)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument(
         "--canvas",
@@ -196,18 +194,16 @@ def _maximize_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="neurons: crop the result to the pixels that changed (its receptive field)",
     )
-    p.add_argument("--cols", type=int, default=None, help="images per row for a batch")
-    p.add_argument(
-        "--zoom", type=int, default=1, help="enlarge each image N times (nearest) in --raw and GIF"
-    )
-    _out_args(p)
+    _grid_args(p, "each image", cols_help="images per row for a batch")
 
 
-@export_kind("maximize", _maximize_options, help="activation maximization of a layer, channel, unit or class")
-def _export_maximize(args: argparse.Namespace) -> Produced:
+@cli.export_kind(
+    "maximize", _maximize_options, help="activation maximization of a layer, channel, unit or class"
+)
+def _export_maximize(args: argparse.Namespace) -> cli.Produced:
     from engine.maximize.run import maximize
 
-    check_unit_args(args)
+    cli.check_unit_args(args)
     _precheck(args)
     from engine.maximize import optimizers
     from engine.maximize.params import PARAMS
@@ -218,17 +214,17 @@ def _export_maximize(args: argparse.Namespace) -> Produced:
     parse_transforms(args.transforms, (64, 64))
     parse_regularizers(args.regularizers)
     if args.param.lower() not in (*PARAMS, "fft", "decorrelated"):
-        raise CliError(f"--param {args.param}: choose from {', '.join(PARAMS)}")
+        raise cli.CliError(f"--param {args.param}: choose from {', '.join(PARAMS)}")
     image = None
     if args.image:
         from engine.images import load_image
 
         image = load_image(args.image)
-    h = _load(args)
+    h = cli._load(args)
     if args.objective:
         objective = args.objective[0] if len(args.objective) == 1 else list(args.objective)
     else:
-        objective = layer_objective(h, args.layer, args.channel, args.unit, args.position)
+        objective = cli.layer_objective(h, args.layer, args.channel, args.unit, args.position)
     run = maximize(
         h,
         objective,
@@ -263,7 +259,7 @@ def _export_maximize(args: argparse.Namespace) -> Produced:
 
         box = union_box(info.get("changed_boxes") or [])
         if box is None:
-            raise CliError("--crop needs a neuron objective (conv3:5@10,12) whose pixels changed")
+            raise cli.CliError("--crop needs a neuron objective (conv3:5@10,12) whose pixels changed")
         top, left, bottom, right = box
         steps = [replace(s, images=np.ascontiguousarray(s.images[:, top:bottom, left:right])) for s in steps]
         settings["crop"] = list(box)
@@ -288,7 +284,7 @@ def _export_maximize(args: argparse.Namespace) -> Produced:
 
 # ----- export dream ------------------------------------------------------------------------------------
 def _dream_options(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    cli._model_args(p)
     p.add_argument("--image", required=True, help="the photo to dream on (path or builtin:NAME)")
     p.add_argument(
         "--layer",
@@ -298,39 +294,29 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
         nargs="+",
         help="layers to amplify (mean square), weighted terms like 0.5*conv3, or one layer with --channel / --unit",
     )
-    unit_args(p)
+    cli.unit_args(p)
     p.add_argument("--octaves", type=int, default=4)
     p.add_argument("--octave-scale", type=float, default=1.4)
     p.add_argument("--steps", type=int, default=20, help="steps per octave")
     p.add_argument("--lr", type=float, default=0.01, help="mean change of a pixel per step (display units)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--photo-size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="resize the photo to this longest side first",
-    )
-    p.add_argument("--cols", type=int, default=None)
-    p.add_argument(
-        "--zoom", type=int, default=1, help="enlarge the result N times (nearest) in --raw and GIF"
-    )
-    _out_args(p)
+    p.add_argument("--photo-size", type=int, metavar="PX", help="resize the photo to this longest side first")
+    _grid_args(p, "the result")
 
 
-@export_kind("dream", _dream_options, help="DeepDream: amplify what layers see in a photo")
-def _export_dream(args: argparse.Namespace) -> Produced:
+@cli.export_kind("dream", _dream_options, help="DeepDream: amplify what layers see in a photo")
+def _export_dream(args: argparse.Namespace) -> cli.Produced:
     from engine.images import load_image
     from engine.maximize.deepdream import dream
 
-    check_unit_args(args)
+    cli.check_unit_args(args)
     if (args.channel is not None or args.unit is not None) and len(args.layer) != 1:
-        raise CliError("--channel and --unit need exactly one --layer")
+        raise cli.CliError("--channel and --unit need exactly one --layer")
     suffix = _precheck(args)
     photo = load_image(args.image)
-    h = _load(args)
+    h = cli._load(args)
     if args.channel is not None or args.unit is not None:
-        layers = layer_objective(h, args.layer[0], args.channel, args.unit)
+        layers = cli.layer_objective(h, args.layer[0], args.channel, args.unit)
     else:
         layers = " + ".join(args.layer)
     run = dream(

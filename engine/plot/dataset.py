@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.dataset.figures import chosen_units
 from engine.errors import EngineError
 from engine.plot.spec import ColorBar, FigureSpec, Panel
 
@@ -84,16 +85,6 @@ def _block(crops: Sequence[np.ndarray], gap: int = 1) -> np.ndarray:
     return out
 
 
-def _units_of(result: ScanResult, units: Sequence[int] | None) -> list[int]:
-    chosen = list(range(result.units)) if units is None else [int(u) for u in units]
-    for u in chosen:
-        if not 0 <= u < result.units:
-            raise EngineError(f"no unit {u} in layer {result.layer} ({result.units} units)")
-    if not chosen:
-        raise EngineError("no units to show")
-    return chosen
-
-
 def units_figure(
     result: ScanResult,
     crops: Sequence[np.ndarray],
@@ -112,7 +103,7 @@ def units_figure(
     each unit is one panel, its crops best first, row-major, labelled with the unit and its
     range of top values (cols units per row). Crops are pictures, so there is no colour bar.
     """
-    chosen = _units_of(result, units)
+    chosen = chosen_units(result, units)
     if len(crops) != len(chosen):
         raise EngineError(f"{len(crops)} crop sets for {len(chosen)} units")
     hits = [result.hits(u) for u in chosen]

@@ -45,6 +45,8 @@ class _Layout:
     height: float
     title_lines: list[str]
     caption_lines: list[str]
+    title_pt: float
+    caption_pt: float
     rows: int
     cols: int
     cell_w: float  # one panel's image width
@@ -78,8 +80,8 @@ def _text_width_in(text: str, font_pt: float, bold: bool) -> float:
 
 
 def _wrap(text: str, width_in: float, font_pt: float, bold: bool = False) -> list[str]:
-    """The lines `text` breaks into (greedily, at spaces) so that each fits width_in when drawn at
-    font_pt; a word longer than a line is broken inside."""
+    """The lines `text` breaks into, greedily at spaces, so that each fits width_in when drawn at
+    font_pt (a single word wider than that stays whole: see _fit_text)."""
     if not text:
         return []
     lines: list[str] = []
@@ -90,13 +92,20 @@ def _wrap(text: str, width_in: float, font_pt: float, bold: bool = False) -> lis
             if line and _text_width_in(trial, font_pt, bold) > width_in:
                 lines.append(line)
                 trial = word
-            while _text_width_in(trial, font_pt, bold) > width_in and len(trial) > 1:
-                cut = max(1, int(len(trial) * width_in / _text_width_in(trial, font_pt, bold)) - 1)
-                lines.append(trial[:cut])
-                trial = trial[cut:]
             line = trial
         lines.append(line)
     return lines
+
+
+def _fit_text(text: str, width_in: float, font_pt: float, bold: bool = False) -> tuple[list[str], float]:
+    """Wrapped lines and the font size they fit at: font_pt, or smaller (to 60 %) when one word
+    (a long source spec, a path) is wider than the line."""
+    size = font_pt
+    lines = _wrap(text, width_in, size, bold)
+    while size > 0.6 * font_pt and any(_text_width_in(t, size, bold) > width_in for t in lines):
+        size *= 0.92
+        lines = _wrap(text, width_in, size, bold)
+    return lines, size
 
 
 def _panel_aspect(spec: FigureSpec) -> float:
@@ -131,10 +140,10 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
     f = style.font_pt
     width = size.width_in
     margin = 0.06 + 0.25 * f * PT * 4
-    title_lines = _wrap(spec.title, width - 2 * margin, f * 1.15, bold=True)
-    caption_lines = _wrap(spec.caption, width - 2 * margin, f * 0.85)
-    title_h = len(title_lines) * f * 1.15 * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
-    caption_h = len(caption_lines) * f * 0.85 * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
+    title_lines, title_pt = _fit_text(spec.title, width - 2 * margin, f * 1.15, bold=True)
+    caption_lines, caption_pt = _fit_text(spec.caption, width - 2 * margin, f * 0.85)
+    title_h = len(title_lines) * title_pt * 1.35 * PT + (0.5 * f * PT if title_lines else 0)
+    caption_h = len(caption_lines) * caption_pt * 1.35 * PT + (0.4 * f * PT if caption_lines else 0)
     cols = (cols or _cols(spec)) if n else 1
     rows = math.ceil(n / cols) if n else 0
     tick_pt = f * TICK_SCALE
@@ -159,6 +168,7 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
     aspect = _panel_aspect(spec)
     cell_h = cell_w * aspect
     pitch_extra = label_h + xtick_h  # text above and below each row of images
+    curve_h_fixed = curve_h_wanted  # the part of `fixed` that is the curve's own height
     fixed = (
         margin + title_h + caption_h + margin * 0.5 + (curve_h_wanted + curve_pad + gap if spec.curve else 0)
     )
@@ -168,18 +178,24 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
     else:
         height = size.height_in
         room = height - fixed
-        if rows and room < grid_h:  # shrink the panels (and the curve, if even that is not enough)
-            if room < rows * (pitch_extra + 0.1) + (rows - 1) * gap:
-                curve_h_wanted = max(0.3, curve_h_wanted - (rows * (pitch_extra + 0.3) - room))
-                room = height - (fixed - (min(0.42 * width, 2.6) - curve_h_wanted))
+        if rows and spec.curve is not None and room < grid_h:  # panels and curve share the height:
+            both = room + curve_h_wanted  # the curve gets at most 40 % of it (it needs less detail)
+            curve_h_wanted = max(0.3, min(curve_h_wanted, 0.4 * both, both - grid_h))
+            room = both - curve_h_wanted
+        if rows and room < grid_h:  # shrink the panels to the room left
             cell_h = max(0.05, (room - (rows - 1) * gap) / rows - pitch_extra)
             cell_w = cell_h / aspect
+            if longest:  # narrower cells: smaller labels, so neighbours do not overlap
+                label_pt = max(5.0, min(label_pt, cell_w / (longest * 0.55 * PT)))
+                label_h = lines * label_pt * 1.3 * PT
         elif not rows and spec.curve is not None:
             curve_h_wanted = max(0.3, height - fixed + curve_h_wanted)
     grid_w_used = cols * cell_w + (cols - 1) * gap if rows else 0.0
     grid_left = margin + ytick_w + max(0.0, (grid_w - grid_w_used) / 2)
     grid_top = margin * 0.5 + title_h
     grid_h = rows * (cell_h + pitch_extra) + max(0, rows - 1) * gap
+    if size.height_in is not None and spec.curve is not None and rows:  # the curve takes what is left
+        curve_h_wanted = max(curve_h_wanted, height - (fixed - curve_h_fixed) - grid_h)
     cbar = None
     if spec.colorbar is not None:
         bar_h = grid_h - pitch_extra if rows else min(2.0, curve_h_wanted)
@@ -194,6 +210,8 @@ def layout(spec: FigureSpec, style: Style, size: FigureSize, cols: int | None = 
         height,
         title_lines,
         caption_lines,
+        title_pt,
+        caption_pt,
         rows,
         cols,
         cell_w,
@@ -267,7 +285,7 @@ def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | N
                 "\n".join(lay.title_lines),
                 ha="center",
                 va="top",
-                fontsize=f * 1.15,
+                fontsize=lay.title_pt,
                 fontweight="bold",
                 linespacing=1.25,
             )
@@ -313,7 +331,7 @@ def compose(spec: FigureSpec, style: str | Style = "paper", size: FigureSize | N
                 "\n".join(lay.caption_lines),
                 ha="center",
                 va="bottom",
-                fontsize=f * 0.85,
+                fontsize=lay.caption_pt,
                 linespacing=1.25,
             )
     fig._convscope_style = st  # noqa: SLF001 - save.py renders with the same rcParams

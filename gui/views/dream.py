@@ -43,6 +43,7 @@ class DreamView(LiveRunView):
 
     def setup(self) -> None:
         self.image: np.ndarray | None = None  # (1, H, W, C) shown now
+        self.run_photo: np.ndarray | None = None
         self.run_lr = 0.01
         what = QGroupBox("Dream with")
         wf = QFormLayout(what)
@@ -132,6 +133,7 @@ class DreamView(LiveRunView):
 
     def begin_run(self, params: DreamParams) -> str:
         self.run_settings["image"] = self.state.image_spec
+        self.run_photo = params.image  # the photo this run dreams on (the figure shows it beside the dream)
         self.image = None
         self.note.setText("")
         return f"dreaming with {params.layers} …"
@@ -180,14 +182,14 @@ class DreamView(LiveRunView):
         """The figure `export dream` draws (engine.plot.optimize): the photo, the dream, the curve."""
         from engine.plot.optimize import dream_figure
 
-        if self.image is None or self.result is None or self.state.image is None:
+        if self.image is None or self.result is None or self.run_photo is None:
             raise EngineError("nothing to export yet: press Run")
         r, model = self.result, self.state.model
         settings = {**self.gif_settings(), **dict(r.settings)}
         layers = str(r.objective or r.settings.get("layers", ""))
-        image = str(settings.get("image") or "")
+        image = str(self.run_settings.get("image") or "")  # the spec, as `export dream --image` names it
         return dream_figure(
-            self.state.image,
+            self.run_photo,
             self.image,
             list(r.losses) or None,
             layers,
@@ -202,6 +204,7 @@ class DreamView(LiveRunView):
     def gif_settings(self) -> dict[str, Any]:
         meta = {**self.base_settings(), "kind": "dream", **self.run_settings}
         meta["image"] = self.run_settings.get("image", self.state.image_spec)
+        meta["scaling"] = self.state.model.scaling if self.state.model is not None else None
         return meta
 
     def save_settings(self, s: QSettings) -> None:

@@ -29,12 +29,13 @@ from engine.jobs import Failed, Finished, Frame
 from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.base import View
-from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
+from gui.widgets.controls import control_row, single_shot_timer, tab_column
 from gui.widgets.fields import combo, info_line, int_spin
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.layouts import column, row, splitter
 from gui.widgets.plots import static_plot
 from gui.widgets.render_worker import RenderWorker
+from gui.widgets.wiring import combo_choice
 
 NORMALIZATIONS = (
     ("Per-map max (×factor)", "per_map"),
@@ -158,9 +159,7 @@ class FeatureMapsView(View):
         self._close_detail()
 
     # ----- settings ------------------------------------------------------------
-    @property
-    def norm(self) -> str:
-        return str(self.norm_box.currentData())
+    norm, set_normalization = combo_choice("norm_box", "normalization")
 
     @property
     def cmap(self) -> str:
@@ -169,9 +168,6 @@ class FeatureMapsView(View):
     @property
     def cols(self) -> int:
         return int(self.cols_box.value())
-
-    def set_normalization(self, key: str) -> None:
-        select_data(self.norm_box, key, "normalization")
 
     def render_settings(self) -> dict[str, Any]:
         return {"norm": self.norm, "cmap": self.cmap, "cols": self.cols}

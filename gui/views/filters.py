@@ -25,10 +25,11 @@ from engine.jobs import Failed, Finished
 from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views.base import View
-from gui.widgets.controls import control_row, select_data, single_shot_timer, tab_column
+from gui.widgets.controls import control_row, single_shot_timer, tab_column
 from gui.widgets.fields import combo, info_line, int_spin
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.render_worker import RenderWorker
+from gui.widgets.wiring import combo_choice
 
 SCALES = (("Shared by the layer", True), ("Per filter", False))
 RELAYOUT_MS = 150  # a resize re-lays the grid out once the pane has stopped changing size
@@ -82,15 +83,10 @@ class FiltersView(View):
         self.pane.resized.connect(self._relayout_timer.start)
         self.pane.clear_image("loading engine…")
 
-    @property
-    def shared_scale(self) -> bool:
-        return bool(self.scale_box.currentData())
+    shared_scale, set_shared_scale = combo_choice("scale_box", "colour scale", bool)
 
     def render_settings(self) -> dict[str, Any]:
         return {"shared_scale": self.shared_scale, "max_filters": int(self.max_box.value())}
-
-    def set_shared_scale(self, shared: bool) -> None:
-        select_data(self.scale_box, bool(shared), "colour scale")
 
     def save_settings(self, s: QSettings) -> None:
         s.setValue("shared_scale", self.shared_scale)

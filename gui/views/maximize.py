@@ -217,6 +217,12 @@ class MaximizeView(MaximizeForm, UnitSurvey, LiveRunView):
         self.count = 0
         self._pause_scan()
         self.curve.show_probability(any(e.uses_class for e in as_expressions(params.objective)))
+        info = self.state.layer_info()
+        if self.mode in ("channel", "neuron", "layer", "all") and info is not None:
+            # the export command names the unit as --layer with --channel (spatial) or --unit (dense)
+            self.run_settings.update(objective_layer=info.path, layer_rank=len(info.output_shape))
+        if params.init == "photo":
+            self.run_settings["photo"] = self.state.image_spec
         self.report.setText("")
         self.remedy.hide()
         self.analytic.hide()
@@ -389,9 +395,10 @@ class MaximizeView(MaximizeForm, UnitSurvey, LiveRunView):
 
     def gif_settings(self) -> dict[str, Any]:
         meta = {**self.base_settings(), "kind": "maximize", **self.run_settings}
+        meta["scaling"] = self.state.model.scaling if self.state.model is not None else None
         meta.pop("image", None)
-        if meta.get("init") == "photo":
-            meta["image"] = self.state.image_spec
+        if meta.get("init") == "photo":  # the photo the run started from
+            meta["image"] = self.run_settings.get("photo", self.state.image_spec)
         if self.result is not None:
             for key, name in (
                 ("objectives", "objectives"),

@@ -19,18 +19,17 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from engine.maximize.optimizers import SCHEDULES
 from gui.views.maximize_units import DEEP_SCAN_IMAGES
 from gui.widgets.fields import combo, double_spin, int_spin
+from gui.widgets.forms import add_row, note_label, row_widget
 from gui.widgets.image_pane import ImagePane
+from gui.widgets.layouts import column
 
 MODES = (
     ("Channel", "channel"),
@@ -91,41 +90,22 @@ class MaximizeForm:
     def _build(self) -> None:
         obj = QGroupBox("Objective")
         of = QFormLayout(obj)
-        self.layer_label = QLabel("—")
-        self.layer_label.setWordWrap(True)
-        self.mode_box = combo(MODES)
-        self.channel_spin = int_spin(0, 0, 0)
+        self.layer_label = add_row(of, "Layer", note_label("—"))
+        self.mode_box = add_row(of, "Mode", combo(MODES))
+        self.channel_spin = add_row(of, "Channel", int_spin(0, 0, 0))
         self.row_spin = int_spin(0, 0, 0)
         self.col_spin = int_spin(0, 0, 0)
-        pos = QHBoxLayout()
-        pos.addWidget(self.row_spin)
-        pos.addWidget(QLabel(","))
-        pos.addWidget(self.col_spin)
-        self.pos_widget = QWidget()
-        self.pos_widget.setLayout(pos)
-        pos.setContentsMargins(0, 0, 0, 0)
-        self.class_box = QComboBox()
-        self.expr_edit = QLineEdit()
+        self.pos_widget = add_row(of, "Row, col", row_widget(self.row_spin, QLabel(","), self.col_spin))
+        self.class_box = add_row(of, "Class", QComboBox())
+        self.expr_edit = add_row(of, "Expression", QLineEdit())
         self.expr_edit.setPlaceholderText("e.g. 0.5*conv3:5 - class:2")
-        self.objective_label = QLabel("")
-        self.objective_label.setWordWrap(True)
-        self.objective_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        of.addRow("Layer", self.layer_label)
-        of.addRow("Mode", self.mode_box)
-        of.addRow("Channel", self.channel_spin)
-        of.addRow("Row, col", self.pos_widget)
-        of.addRow("Class", self.class_box)
-        of.addRow("Expression", self.expr_edit)
-        of.addRow("Runs", self.objective_label)
-        self.unit_note = QLabel("")
-        self.unit_note.setWordWrap(True)
-        self.unit_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.objective_label = add_row(of, "Runs", note_label(selectable=True))
+        self.unit_note = add_row(of, "Units", note_label(selectable=True))
         self.scan_button = QPushButton(f"Scan for dead units ({DEEP_SCAN_IMAGES:,} images)")
         self.scan_button.setToolTip(
             "Measure every unit of the layer on the model's own data (built-in models) or the samples; "
             "units that are zero on every image are dead"
         )
-        of.addRow("Units", self.unit_note)
         of.addRow(self.scan_button)
         self.obj_form = of
 
@@ -164,26 +144,15 @@ class MaximizeForm:
         self.analytic.setToolTip("Analytic maximizer of a first-layer unit: the sign of its weights")
         self.analytic.setMaximumWidth(110)  # a thumbnail in the strip: the result and curve keep the room
         self.analytic.hide()
-        self.report = QLabel("")
-        self.report.setWordWrap(True)
-        self.report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.report = note_label(selectable=True)
         self.report.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.pre_button = QPushButton("Read before the activation")
         self.pre_button.setToolTip("Uncheck “After the activation” and run again")
         self.photo_button = QPushButton("Start from the photo")
         self.photo_button.setToolTip("Start from the current image and run again")
-        self.remedy = QWidget()
-        rl = QHBoxLayout(self.remedy)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.pre_button)
-        rl.addWidget(self.photo_button)
-        rl.addStretch(1)
+        self.remedy = row_widget(self.pre_button, self.photo_button, stretch=True)
         self.remedy.hide()
-        notes = QWidget()
-        nl = QVBoxLayout(notes)
-        nl.setContentsMargins(0, 0, 0, 0)
-        nl.addWidget(self.report, 1)
-        nl.addWidget(self.remedy)
+        notes = column((self.report, 1), self.remedy, margins=0)
         self.lay_out([obj, start, trans, regs, opt], [self.curve, self.analytic], notes, 280)
 
         self.mode_box.currentIndexChanged.connect(self._update_form)

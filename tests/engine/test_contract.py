@@ -12,34 +12,27 @@ from dataclasses import FrozenInstanceError, fields
 import numpy as np
 import pytest
 
-from engine.contract import (
-    FeatureMapsParams,
-    ImageParams,
-    LayerParams,
-    LoadModelParams,
-    ModelSummary,
-    ReceptiveFieldParams,
-)
+from engine import contract
 from engine.errors import Cancelled, EngineError
 from engine.jobs import CancelToken, Failed, Finished, Request, run, run_sync
 
 
 def test_params_are_frozen_and_make_requests():
-    p = LoadModelParams("builtin:shapes")
+    p = contract.LoadModelParams("builtin:shapes")
     with pytest.raises(FrozenInstanceError):
         p.spec = "x"  # type: ignore[misc]
     request = p.request("model")
     assert request.kind == "load_model" and request.owner == "model"
     assert dict(request.params) == {"spec": "builtin:shapes", "trust": False, "scaling": None}
-    assert ReceptiveFieldParams(layer="conv1").request().kind == "receptive_field"
-    assert LayerParams(layer="conv1").request().kind == "filters"
+    assert contract.ReceptiveFieldParams(layer="conv1").request().kind == "receptive_field"
+    assert contract.LayerParams(layer="conv1").request().kind == "filters"
 
 
 def test_a_misspelt_name_fails_where_it_is_written():
     with pytest.raises(TypeError):
-        FeatureMapsParams(layer="conv1", imgae=None)  # type: ignore[call-arg]
+        contract.FeatureMapsParams(layer="conv1", imgae=None)  # type: ignore[call-arg]
     with pytest.raises(EngineError, match="unknown parameter.*layres.*feature_maps"):
-        FeatureMapsParams.parse({"layres": ["conv1"]})
+        contract.FeatureMapsParams.parse({"layres": ["conv1"]})
 
 
 def test_a_misspelt_key_in_a_plain_request_fails_with_one_message(tiny_cnn_path):
@@ -55,24 +48,26 @@ def test_load_model_params_mirror_load_model():
     from engine.models import load_model
 
     sig = inspect.signature(load_model).parameters
-    for f in fields(LoadModelParams):
+    for f in fields(contract.LoadModelParams):
         assert f.name in sig, f.name
         if sig[f.name].default is not inspect.Parameter.empty:
             assert f.default == sig[f.name].default, f.name
 
 
 def test_load_model_returns_a_model_summary(tiny_cnn_path):
-    summary = run_sync(LoadModelParams(str(tiny_cnn_path)).request())
-    assert isinstance(summary, ModelSummary)
+    summary = run_sync(contract.LoadModelParams(str(tiny_cnn_path)).request())
+    assert isinstance(summary, contract.ModelSummary)
     assert summary.spec == str(tiny_cnn_path) and summary.input_shape[-1] in (1, 3)
     assert summary.layers and summary.params > 0 and summary.device
     assert summary.default_cam_layer in {info.path for info in summary.layers}
     assert summary.class_name(0) == (summary.class_names[0] if summary.class_names else "0")
     maps = run_sync(
-        FeatureMapsParams(image=np.zeros((8, 8, 3), np.float32), layer=summary.layers[0].path).request()
+        contract.FeatureMapsParams(
+            image=np.zeros((8, 8, 3), np.float32), layer=summary.layers[0].path
+        ).request()
     )
     assert set(maps) == {summary.layers[0].path}
-    probs = run_sync(ImageParams(image=np.zeros((8, 8, 3), np.float32)).request())
+    probs = run_sync(contract.ImageParams(image=np.zeros((8, 8, 3), np.float32)).request())
     assert np.isclose(float(np.sum(probs)), 1.0, atol=1e-4)
 
 
@@ -114,5 +109,5 @@ def test_cancelled_job_is_finished_not_failed():
 
 
 def test_model_summary_still_answers_dict_style_scripts(tiny_cnn_path):
-    summary = run_sync(LoadModelParams(str(tiny_cnn_path)).request())
+    summary = run_sync(contract.LoadModelParams(str(tiny_cnn_path)).request())
     assert summary.get("name") == summary.name and summary.get("nope", 3) == 3

@@ -17,17 +17,7 @@ import numpy as np
 import pytest
 
 from engine.dataset import ArraySource, ScanRequest, ScanResult, scan, scan_iter
-from engine.dataset.contract import (
-    SCAN_REQUEST_FIELDS,
-    ClassExamples,
-    CompareOutput,
-    ScanCompareParams,
-    ScanCropsParams,
-    ScanMapsParams,
-    ScanParams,
-    StrongestMaps,
-    UnitCrops,
-)
+from engine.dataset import contract as dc
 from engine.errors import EngineError
 from engine.jobs import Failed, Request, run, run_sync
 
@@ -42,7 +32,7 @@ def source():
 
 @pytest.fixture(scope="module")
 def scanned(tiny_cnn_path, source):
-    params = ScanParams(
+    params = dc.ScanParams(
         source=source, layer="conv2", k=3, batch_size=8, cache=False, model=str(tiny_cnn_path)
     )
     return run_sync(params.request())
@@ -53,32 +43,32 @@ def scanned(tiny_cnn_path, source):
 
 def test_scan_params_mirror_scan_request():
     request_fields = {f.name: f for f in fields(ScanRequest)}
-    assert set(SCAN_REQUEST_FIELDS) == {f.name for f in fields(ScanParams)} - {"model"}
-    for name in SCAN_REQUEST_FIELDS:
+    assert set(dc.SCAN_REQUEST_FIELDS) == {f.name for f in fields(dc.ScanParams)} - {"model"}
+    for name in dc.SCAN_REQUEST_FIELDS:
         assert name in request_fields, f"ScanParams.{name} is not a ScanRequest field"
         want = request_fields[name].default
         if want is not dataclasses.MISSING:
-            assert ScanParams.__dataclass_fields__[name].default == want, name
+            assert dc.ScanParams.__dataclass_fields__[name].default == want, name
     # what ScanRequest requires, ScanParams carries (the handler checks it is given)
     required = {n for n, f in request_fields.items() if f.default is dataclasses.MISSING}
-    assert required <= set(SCAN_REQUEST_FIELDS)
+    assert required <= set(dc.SCAN_REQUEST_FIELDS)
     # scan() and scan_iter() take k with the same default
     for fn in (scan, scan_iter):
-        assert inspect.signature(fn).parameters["k"].default == ScanParams.k
+        assert inspect.signature(fn).parameters["k"].default == dc.ScanParams.k
 
 
 def test_compare_and_maps_params_mirror_the_functions_they_feed():
     from engine.dataset.jobs import strongest_maps_of
     from engine.dataset.stats import class_examples
 
-    assert inspect.signature(class_examples).parameters["per_class"].default == ScanCompareParams.per_class
-    assert inspect.signature(ScanResult.separating).parameters["stat"].default == ScanCompareParams.stat
-    assert inspect.signature(ScanResult.class_stats).parameters["stat"].default == ScanCompareParams.stat
+    assert inspect.signature(class_examples).parameters["per_class"].default == dc.ScanCompareParams.per_class
+    assert inspect.signature(ScanResult.separating).parameters["stat"].default == dc.ScanCompareParams.stat
+    assert inspect.signature(ScanResult.class_stats).parameters["stat"].default == dc.ScanCompareParams.stat
     assert "ids" in inspect.signature(strongest_maps_of).parameters
 
 
 def test_params_are_frozen_make_requests_and_refuse_unknown_keys(tiny_cnn_path, source):
-    p = ScanParams(source="builtin:digits", layer="conv1")
+    p = dc.ScanParams(source="builtin:digits", layer="conv1")
     with pytest.raises(FrozenInstanceError):
         p.k = 3  # type: ignore[misc]
     request = p.request("dataset")
@@ -93,17 +83,17 @@ def test_params_are_frozen_make_requests_and_refuse_unknown_keys(tiny_cnn_path, 
         "cache_only": False,
         "model": None,
     }
-    kinds = {cls.kind for cls in (ScanParams, ScanCropsParams, ScanCompareParams, ScanMapsParams)}
+    kinds = {cls.kind for cls in (dc.ScanParams, dc.ScanCropsParams, dc.ScanCompareParams, dc.ScanMapsParams)}
     assert kinds == {"scan", "scan_crops", "scan_compare", "scan_maps"}
     with pytest.raises(EngineError, match="unknown parameter.*chanels.*scan_crops"):
-        ScanCropsParams.parse({"chanels": [1]})
-    bad = dict(ScanParams(source=source, layer="conv2", model=str(tiny_cnn_path)).as_dict(), kk=3)
+        dc.ScanCropsParams.parse({"chanels": [1]})
+    bad = dict(dc.ScanParams(source=source, layer="conv2", model=str(tiny_cnn_path)).as_dict(), kk=3)
     events = list(run(Request("scan", bad)))
     assert isinstance(events[-1], Failed) and "kk" in events[-1].message and "\n" not in events[-1].message
 
 
 def test_missing_source_or_layer_fail_with_one_line():
-    for params in (ScanParams(layer="conv1"), ScanParams(source="builtin:digits")):
+    for params in (dc.ScanParams(layer="conv1"), dc.ScanParams(source="builtin:digits")):
         events = list(run(params.request()))
         assert isinstance(events[-1], Failed) and "choose" in events[-1].message
 
@@ -117,15 +107,15 @@ def test_scan_returns_a_scan_result(scanned, source):
     # a cache-only lookup of a scan that was never cached answers None, without scanning
     assert (
         run_sync(
-            ScanParams(source=source, layer="conv2", k=3, cache_only=True, model=scanned.model).request()
+            dc.ScanParams(source=source, layer="conv2", k=3, cache_only=True, model=scanned.model).request()
         )
         is None
     )
 
 
 def test_scan_crops_returns_unit_crops(scanned):
-    crops = run_sync(ScanCropsParams(result=scanned, channels=(1, 4)).request())
-    assert isinstance(crops, UnitCrops) and crops.channels == (1, 4)
+    crops = run_sync(dc.ScanCropsParams(result=scanned, channels=(1, 4)).request())
+    assert isinstance(crops, dc.UnitCrops) and crops.channels == (1, 4)
     np.testing.assert_array_equal(crops.of(4), scanned.crops_of(4))
     with pytest.raises(KeyError):
         crops.of(0)
@@ -135,9 +125,9 @@ def test_scan_compare_returns_compare_output(tiny_cnn_path, scanned):
     from engine.dataset.figures import compare_figure
 
     out = run_sync(
-        ScanCompareParams(result=scanned, a="a", b="c", per_class=2, model=str(tiny_cnn_path)).request()
+        dc.ScanCompareParams(result=scanned, a="a", b="c", per_class=2, model=str(tiny_cnn_path)).request()
     )
-    assert isinstance(out, CompareOutput) and isinstance(out.examples, ClassExamples)
+    assert isinstance(out, dc.CompareOutput) and isinstance(out.examples, dc.ClassExamples)
     assert (out.separation.a, out.separation.b, out.top) == ("a", "c", 8)
     assert out.stats.stat == "mean"
     ex = out.examples
@@ -155,8 +145,8 @@ def test_scan_maps_returns_strongest_maps_equal_to_strongest_maps_of(tiny_cnn_pa
     from engine.dataset.figures import maps_figure
     from engine.dataset.jobs import strongest_maps_of
 
-    out = run_sync(ScanMapsParams(result=scanned, ids=(0, 5, 7), model=str(tiny_cnn_path)).request())
-    assert isinstance(out, StrongestMaps) and out.ids == (0, 5, 7) and len(out) == 3
+    out = run_sync(dc.ScanMapsParams(result=scanned, ids=(0, 5, 7), model=str(tiny_cnn_path)).request())
+    assert isinstance(out, dc.StrongestMaps) and out.ids == (0, 5, 7) and len(out) == 3
     assert len(out.images) == len(out.maps) == 3
     assert out.maps[1].channel == int(scanned.strongest_channel[5])
     direct = strongest_maps_of(engine.load_model(tiny_cnn_path), scanned, [0, 5, 7])

@@ -17,7 +17,7 @@ from fake_engine import FakeEngineClient, fake_window, recorded_answers, wait_un
 from PIL import Image
 
 from engine.export import sidecar_path
-from gui.export_choice import ExportChoice, export_command
+from gui.export_choice import ExportChoice, export_command, export_view
 from gui.export_dialog import ExportDialog
 
 pytest.importorskip("matplotlib")
@@ -144,20 +144,126 @@ def test_the_command_of_a_view_without_one_is_left_out():
     assert export_command(given, choice, "a b.png").endswith("--style paper --dpi 300 --out 'a b.png'")
 
 
-def test_the_sidecar_command_reproduces_the_png_byte_for_byte(tiny_win, tmp_path):
-    """The real window on the tiny model: the figure the dialog saves equals the CLI's, byte for byte."""
+# ----- every tab's sidecar command writes the same file again --------------------------------------
+FIG = ExportChoice(mode="figure", fmt=".png", style="paper", size_mode="width", width_px=700, dpi=200)
+RAW = ExportChoice(mode="raw", fmt=".png")
+
+
+def reproduce(view, tmp_path: Path, name: str) -> list[str]:
+    """Export the view as a figure and raw through Save's code path (export_view), run each sidecar's
+    command through the CLI in this process, and check that it writes the same PNG: byte for byte
+    for the figure, the same pixels and values (FILE.npy) for raw. Returns the two commands."""
     from engine.cli import main
 
-    w = tiny_win
-    view = w.view("feature_maps")
-    w.layer_tree.select("conv1")
+    commands = []
+    for choice in (FIG, RAW):
+        out = tmp_path / f"{name}-{choice.mode}.png"
+        export_view(view, out, choice)
+        command = sidecar(out)["command"]
+        words = shlex.split(command)
+        assert words[:4] == ["python", "main.py", "export", sidecar(out)["settings"]["kind"]], command
+        again = tmp_path / f"{name}-{choice.mode}-cli.png"
+        words[words.index("--out") + 1] = str(again)
+        assert main(words[2:]) == 0, command
+        if choice.raw:
+            assert "--raw" in words
+            assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out))), command
+            gui_values, cli_values = (np.load(p.with_suffix(".npy")) for p in (out, again))
+            assert gui_values.shape == cli_values.shape and np.array_equal(gui_values, cli_values), command
+        else:
+            assert again.read_bytes() == out.read_bytes(), command
+        commands.append(command)
+    return commands
+
+
+def show(w, owner: str):
+    """Make the tab of `owner` current (it refreshes when it needs to); returns its view."""
+    view = w.view(owner)
     w.tabs.setCurrentIndex(w.views.index(view))
-    wait_until(lambda: view.maps_layer == "conv1" and view.maps is not None and not w.client.busy(), 60_000)
-    dialog = open_dialog(w, PX)
+    return view
+
+
+def settle(w, ready=lambda: True, timeout: int = 60_000) -> None:
+    wait_until(lambda: ready() and not w.client.busy(), timeout)
+
+
+@pytest.fixture
+def real(tiny_win, monkeypatch):
+    """The real window on the tiny model, conv1 selected; the CLI keeps fd 2 (CONVSCOPE_DEBUG)."""
+    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
+    tiny_win.layer_tree.select("conv1")
+    return tiny_win
+
+
+def test_feature_maps_and_filters_commands_reproduce_the_export(real, tmp_path):
+    view = show(real, "feature_maps")
+    settle(real, lambda: view.maps_layer == "conv1" and view.maps is not None)
+    dialog = open_dialog(real, PX)  # the dialog's own Save
     out = tmp_path / "gui.png"
     dialog.save_to(out)
     words = shlex.split(sidecar(out)["command"])
     again = tmp_path / "cli.png"
     words[words.index("--out") + 1] = str(again)
+    from engine.cli import main
+
     assert main(words[2:]) == 0
     assert again.read_bytes() == out.read_bytes()
+    reproduce(view, tmp_path, "featuremaps")
+    view = show(real, "filters")
+    settle(real, lambda: view.weights_layer == "conv1" and view.weights is not None)
+    reproduce(view, tmp_path, "filters")
+
+
+def test_maximize_command_reproduces_the_run(real, tmp_path):
+    view = show(real, "maximize")
+    settle(real)
+    view.set_mode("channel")
+    view.channel_spin.setValue(2)
+    view.steps_spin.setValue(6)
+    view.seed_spin.setValue(3)
+    view.start()
+    settle(real, lambda: view.result is not None and view.images is not None)
+    commands = reproduce(view, tmp_path, "maximize")
+    words = shlex.split(commands[0])
+    for flag, value in (("--layer", "conv1"), ("--channel", "2"), ("--steps", "6"), ("--seed", "3")):
+        assert words[words.index(flag) + 1] == value
+    assert "--objective" not in words and "--transforms" in words
+
+
+def test_dream_command_reproduces_the_run(real, tmp_path):
+    view = show(real, "dream")
+    settle(real)
+    view.layers_edit.setText("conv1 + 0.5*block/inner_conv")
+    view.octaves_spin.setValue(2)
+    view.steps_spin.setValue(3)
+    view.start()
+    settle(real, lambda: view.result is not None and view.image is not None)
+    words = shlex.split(reproduce(view, tmp_path, "dream")[0])
+    assert words[words.index("--layers") + 1] == "conv1 + 0.5*block/inner_conv"
+    assert words[words.index("--octaves") + 1] == "2" and "--photo-size" not in words
+
+
+def test_cam_and_saliency_commands_reproduce_the_maps(real, tmp_path):
+    from engine.attribution.contract import CamOutput, SaliencyOutput
+
+    view = show(real, "attribution")
+    settle(real, lambda: isinstance(view.result, CamOutput))
+    view.set_target(3, compare=5)
+    settle(real, lambda: isinstance(view.result, CamOutput) and view.result.compare is not None)
+    words = shlex.split(reproduce(view, tmp_path, "cam")[0])
+    assert words[words.index("--target") + 1] == "3" and words[words.index("--compare") + 1] == "5"
+    view.set_method("integrated")
+    view.style_box.setCurrentIndex(view.style_box.findData("signed"))
+    settle(real, lambda: isinstance(view.result, SaliencyOutput) and view.probs is not None)
+    words = shlex.split(reproduce(view, tmp_path, "saliency")[0])
+    assert words[words.index("--method") + 1] == "integrated"
+    assert words[words.index("--map-style") + 1] == "signed"
+
+
+def test_dataset_units_command_reproduces_the_page(real, tmp_path, assets):
+    view = show(real, "dataset")
+    view.set_source(str(assets["folder"]))
+    view.set_layer("conv1")
+    view.run_scan()
+    settle(real, lambda: view.result is not None and view.units_image() is not None)
+    reproduce(view, tmp_path, "topk")
