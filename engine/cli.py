@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from engine.models import ModelHandle
     from engine.plot.spec import FigureSpec
 
-COMMANDS = ("info", "export", "train")
+COMMANDS = ("info", "export", "train", "evaluate")
 FIGURE_SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf")  # a figure (engine.plot.write_figure)
 RAW_SUFFIXES = (".png", ".tif", ".tiff")  # --raw: the bare array image (engine.export.write_image)
 EXPORT_KINDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -275,10 +275,11 @@ def command_line(kind: str, args: argparse.Namespace, skip: tuple[str, ...] = ()
         flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
         if value is True:
             parts.append(flag)
-        elif isinstance(value, list | tuple):
-            parts += [flag, *map(str, value)]
+        elif isinstance(value, list | tuple):  # a lone value that starts with "-" needs flag=value
+            one = len(value) == 1 and str(value[0]).startswith("-")
+            parts += [f"{flag}={value[0]}"] if one else [flag, *map(str, value)]
         else:
-            parts += [flag, str(value)]
+            parts += [f"{flag}={value}"] if str(value).startswith("-") else [flag, str(value)]
     return " ".join(_quote(p) for p in parts)
 
 
@@ -383,7 +384,13 @@ def _load_export_plugins() -> None:
     """Later features register their export kinds in these modules (absent ones are skipped)."""
     import importlib
 
-    for module in ("engine.maximize.cli", "engine.attribution.cli", "engine.dataset.cli"):
+    for module in (
+        "engine.maximize.cli",
+        "engine.attribution.cli",
+        "engine.attribution.sanity_cli",
+        "engine.attribution.compare_cli",
+        "engine.dataset.cli",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -461,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
         flags = [f for f in ("--image", "--layer", "--channel", "--unit") if f in kp._option_string_actions]
         table.append(f"  {kind:<12}{' '.join(flags)}")
     p_export.epilog = "layer and image options of each kind:\n" + "\n".join(table)
+    from engine.attribution.evaluate_cli import add_parser as add_evaluate
+
+    add_evaluate(sub, _Parser)  # `evaluate cam`
     p_train = sub.add_parser("train", help="retrain a built-in model from its shipped data")
     p_train.add_argument("name", help="builtin:digits or builtin:shapes")
     p_train.add_argument("--epochs", type=int, default=None)
@@ -555,6 +565,10 @@ def main(argv: list[str]) -> int:
             return _export(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "evaluate":
+            from engine.attribution.evaluate_cli import run as run_evaluate
+
+            return run_evaluate(args)
         build_parser().print_help()
         return 0
     except EngineError as exc:

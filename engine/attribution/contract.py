@@ -1,4 +1,5 @@
-"""Typed params and results of the attribution jobs: "cam", "saliency" and "metrics".
+"""Typed params and results of the attribution jobs: "cam", "saliency", "metrics", "sanity" and
+"compare_methods".
 
 Frozen dataclasses, free of TensorFlow, so the window imports them on its main thread: the
 Attribution tab builds `CamParams(...)`, `SaliencyParams(...)` or `MetricsParams(...)` and
@@ -21,13 +22,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from engine.attribution.compare import ALL_METHODS
 from engine.attribution.metrics import DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING
 from engine.contract import ImageParams
 
 if TYPE_CHECKING:
     from engine.attribution.cam import CamResult
+    from engine.attribution.compare import CompareResult
     from engine.attribution.metrics import CurveScore
+    from engine.attribution.sanity import SanityResult
 
 _OPTION = "engine_option"
 
@@ -108,6 +112,56 @@ class MetricsParams(_Options, ImageParams):
     seed: int = option(0)
     box: tuple[float, float, float, float] | None = None
     mask: Any = None
+
+
+@dataclass(frozen=True)
+class SanityParams(_Options, ImageParams):
+    """The model-randomization sanity check of a map of `image`
+    (engine.attribution.sanity.iter_randomization's arguments).
+
+    method: a CAM or saliency method name; order: cascade | independent; layers: the layers to
+    re-initialize (None: every layer with trainable weights); layer: the CAM layer (None: the
+    last with spatial extent; not for saliency methods); method_options: more keyword arguments
+    of the method (mapping=, samples=, ...).
+    """
+
+    kind = "sanity"
+    method: str = "gradcam"
+    target: Any = None
+    order: str = "cascade"
+    layers: tuple[str, ...] | None = None
+    seed: int = 0
+    layer: str | None = None
+    method_options: dict[str, Any] | None = None
+
+    def method_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the method gets: method_options plus layer when given."""
+        out = dict(self.method_options or {})
+        if self.layer:
+            out["layer"] = self.layer
+        return out
+
+
+@dataclass(frozen=True)
+class CompareMethodsParams(_Options, ImageParams):
+    """Attribution methods compared on `image` (engine.attribution.compare.iter_compare's
+    arguments): a map, deletion/insertion AUC, the pointing game for `box` (top, left, bottom,
+    right) and, with `sanity`, the randomization check per method.
+
+    methods: CAM and saliency method names (a tuple or "gradcam,scorecam"); layer / mapping: the
+    CAM methods' (layer None: the last with spatial extent).
+    """
+
+    kind = "compare_methods"
+    methods: tuple[str, ...] | str = ALL_METHODS
+    target: Any = None
+    layer: str | None = None
+    mapping: str = DEFAULT_MAPPING
+    box: Any = None
+    baseline: str = DEFAULT_BASELINE
+    steps: int = 16
+    sanity: bool = True
+    seed: int = 0
 
 
 # ----------------------------------------------------------------------------- results
@@ -215,4 +269,41 @@ class MetricsOutput:
             "deletion_auc": self.deletion.auc,
             "insertion_auc": self.insertion.auc,
             "baseline": self.deletion.baseline,
+            **({"pointing": bool(self.pointing)} if self.pointing is not None else {}),
+            **({"energy": float(self.energy)} if self.energy is not None else {}),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class SanityOutput:
+    """The "sanity" job's answer: the SanityResult (maps per step, the three similarity curves,
+    the verdict), the photo it was computed on and the model's name (for the figure's title)."""
+
+    kind: ClassVar[str] = "sanity"
+    result: SanityResult
+    photo: np.ndarray
+    model_name: str
+
+    def settings(self) -> dict[str, Any]:
+        """What reproduces the check and what it found, for an export sidecar."""
+        return self.result.settings()
+
+
+@dataclass(frozen=True, eq=False)
+class CompareMethodsOutput:
+    """The "compare_methods" job's answer: the CompareResult (a row per method: map, scores,
+    sanity verdict), the photo it was computed on and the model's name (for the figure's title)."""
+
+    kind: ClassVar[str] = "compare_methods"
+    result: CompareResult
+    photo: np.ndarray
+    model_name: str
+
+    @property
+    def maps(self) -> np.ndarray:
+        """The methods' maps stacked, (M, H, W) float32."""
+        return self.result.maps
+
+    def settings(self) -> dict[str, Any]:
+        """What reproduces the comparison and its scores, for an export sidecar."""
+        return self.result.settings()

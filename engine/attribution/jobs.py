@@ -1,4 +1,5 @@
-"""Job handlers for attribution: "cam", "saliency" and "metrics" (see engine.jobs).
+"""Job handlers for attribution: "cam", "saliency", "metrics", "sanity" and "compare_methods"
+(see engine.jobs).
 
 Each handler reads its params with the kind's dataclass in engine.attribution.contract
 (CamParams, SaliencyParams, MetricsParams: the fields and their defaults are declared there),
@@ -18,11 +19,15 @@ import numpy as np
 from engine.attribution.contract import (
     CamOutput,
     CamParams,
+    CompareMethodsOutput,
+    CompareMethodsParams,
     MetricsOutput,
     MetricsParams,
     Prediction,
     SaliencyOutput,
     SaliencyParams,
+    SanityOutput,
+    SanityParams,
 )
 from engine.errors import EngineError
 from engine.jobs import CancelToken, Progress, handler
@@ -151,3 +156,51 @@ def metrics_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progr
         pointing = metrics.pointing_game(heat, region)
         energy = metrics.energy_pointing_game(heat, region)
     return MetricsOutput(deletion, insertion, baseline, pointing, energy)
+
+
+@handler("sanity")
+def sanity_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progress]:
+    """The model-randomization sanity check: one Progress per recomputed map (cancellable)."""
+    from engine.attribution.sanity import iter_randomization
+
+    p = SanityParams.parse(params)
+    h = _model(p.as_dict())
+    photo = _photo(p.as_dict())
+    layers = tuple(p.layers) if p.layers else None
+    gen = iter_randomization(
+        h, photo, p.method, _target(p.target), p.order, layers, int(p.seed), **p.method_kwargs()
+    )
+    result = yield from _forward(gen, token, "sanity check")
+    return SanityOutput(result=result, photo=photo, model_name=h.name)
+
+
+@handler("compare_methods")
+def compare_methods_job(params: Mapping[str, Any], token: CancelToken) -> Iterator[Progress]:
+    """Methods compared on one image: one Progress per pass, named by method and stage (cancellable)."""
+    from engine.attribution.compare import describe_step, iter_compare
+
+    p = CompareMethodsParams.parse(params)
+    h = _model(p.as_dict())
+    photo = _photo(p.as_dict())
+    gen = iter_compare(
+        h,
+        photo,
+        p.methods,
+        _target(p.target),
+        p.layer or None,
+        p.mapping,
+        p.box,
+        p.baseline,
+        int(p.steps),
+        bool(p.sanity),
+        int(p.seed),
+    )
+    while True:
+        token.raise_if_cancelled()
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        yield Progress(0, done, total, None, describe_step(p.methods, bool(p.sanity), done))
+    return CompareMethodsOutput(result=result, photo=photo, model_name=h.name)

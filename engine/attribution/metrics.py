@@ -333,3 +333,11 @@ insertion_auc: Callable[..., CurveScore] = _curve_function(
     insertion=True,
     drained=True,
 )
+
+
+def randomization(*args: Any, **kwargs: Any) -> Any:
+    """The model-randomization sanity check (engine.attribution.sanity.randomization): how a
+    method's map changes as the model's layers are re-initialized from the top down."""
+    from engine.attribution.sanity import randomization as run
+
+    return run(*args, **kwargs)

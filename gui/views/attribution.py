@@ -30,6 +30,7 @@ import numpy as np
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWidget
 
+from engine.attribution.commands import saliency_subject
 from engine.attribution.contract import (
     CamOutput,
     CamParams,
@@ -39,11 +40,13 @@ from engine.attribution.contract import (
     SaliencyParams,
 )
 from engine.attribution.metrics import DEFAULT_BASELINE
+from engine.contract import ImageParams
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Progress
 from engine.plot.spec import FigureSpec
 from gui import settings as cfg
 from gui.views import attribution_draw as draw
+from gui.views.attribution_boxes import BoxController, metrics_note
 from gui.views.attribution_panel import (
     CAM_METHODS,
     MAPPINGS,
@@ -72,6 +75,9 @@ class AttributionView(AttributionPanel, View):
         self.rendered: tuple | None = None  # (overlay, coarse, cell)
         self.rendered_look: dict[str, Any] = {}
         self.scores: MetricsOutput | None = None
+        self.request: CamParams | SaliencyParams | None = None  # what the last map was asked with
+        self.request_image: str | None = None  # ... and the spec of its image
+        self.probs: np.ndarray | None = None  # the image's class probabilities (a saliency figure's title)
         self._model_spec: str | None = None
         # which layer the tab uses: "follow" the tree once the user has picked there (else the
         # engine's default), "auto" (the default, chosen in the field) or "field" (self._field_layer)
@@ -98,9 +104,17 @@ class AttributionView(AttributionPanel, View):
         state.model_changed.connect(self._on_model_changed)
         self.coarse_pane.hovered.connect(self._on_coarse_hovered)
         self.score_button.clicked.connect(self.score)
+        self.user_boxes = BoxController(self)  # the user's own boxes on the photo, and their scores
         self.photo_pane.clear_image("loading engine…")
         self._fill_layer_field()
         self._update_enabled()
+        self.sanity_button.clicked.connect(self.sanity_check)
+
+    def sanity_check(self) -> None:
+        """Open the Sanity check dialog (gui/views/sanity_dialog.py) on the map the fields ask for now."""
+        from gui.views.sanity_dialog import open_sanity_dialog
+
+        open_sanity_dialog(self)
 
     @property
     def kind(self) -> str:
@@ -219,7 +233,10 @@ class AttributionView(AttributionPanel, View):
         params = self.job_params()
         self.cancel("metrics")
         self._scoring = False
+        self.request, self.request_image, self.probs = params, state.image_spec, None
         self.submit(params)
+        if isinstance(params, SaliencyParams):  # its figure names the class with its probability
+            self.submit(ImageParams(image=state.image), tag="probs")
         self.info.setText(f"{params.method}: computing…")
 
     def score(self) -> None:
@@ -235,6 +252,7 @@ class AttributionView(AttributionPanel, View):
             target=self.result.target,
             steps=SCORE_STEPS,
             baseline=self.baseline,
+            mask=self.user_boxes.mask(np.shape(self.result.heatmap)[:2]),
         )
         self.submit(params, tag="metrics")
 
@@ -250,6 +268,7 @@ class AttributionView(AttributionPanel, View):
     def _clear(self, message: str) -> None:
         self.cancel()
         self.cancel("metrics")
+        self.cancel("probs")
         self.result = None
         self.rendered = None
         self.renderer.cancel()
@@ -257,6 +276,7 @@ class AttributionView(AttributionPanel, View):
         self.coarse_pane.clear_image("")
         self.info.setText("")
         self._clear_scores()
+        self.user_boxes.map_changed()
 
     def _clear_scores(self) -> None:
         self.scores = None
@@ -278,14 +298,20 @@ class AttributionView(AttributionPanel, View):
             self._scoring = False
             self._show_scores(event.result)
             return
+        if tag == "probs":
+            self.probs = np.asarray(event.result, np.float64).reshape(-1)
+            return
         self.result = event.result
         self._clear_scores()
         if isinstance(self.result, CamOutput):
             self._fill_targets(self.result.predictions)
         self._render()
         self._describe()
+        self.user_boxes.map_changed()
 
     def job_failed(self, tag: str, event: Failed) -> None:
+        if tag == "probs":
+            return  # the saliency figure says so when asked for
         if tag == "metrics":
             self._scoring = False
             self.score_label.setText(event.message)
@@ -295,6 +321,7 @@ class AttributionView(AttributionPanel, View):
         self.photo_pane.clear_image(event.message)
         self.coarse_pane.clear_image("")
         self.info.setText("")
+        self.user_boxes.map_changed()
 
     def _describe(self) -> None:
         out = self.result
@@ -330,7 +357,7 @@ class AttributionView(AttributionPanel, View):
         self.insertion_curve.setData(np.asarray(i.fractions), np.asarray(i.scores))
         self.score_label.setText(
             f"deletion AUC {d.auc:.3f} ({d.baseline}), lower is better · "
-            f"insertion AUC {i.auc:.3f} ({i.baseline}), higher is better"
+            f"insertion AUC {i.auc:.3f} ({i.baseline}), higher is better" + metrics_note(out)
         )
 
     # ----- rendering -----------------------------------------------------------------
@@ -381,12 +408,16 @@ class AttributionView(AttributionPanel, View):
             raise EngineError("no attribution map to export yet")
         look = self.look()
         main, _, _ = draw.render(*draw.render_inputs(self.result, look), look)
+        model = self.state.model
         meta: dict[str, Any] = {
             **self.base_settings(),
             "view": "attribution",
+            "image": self.request_image or self.state.image_spec,
+            "scaling": model.scaling if model is not None else None,
             "method": self.method[1],
             **look,
-            **draw.export_settings(self.result, self.scores),
+            **draw.export_settings(self.result, self.scores, self.request, look),
+            **self.user_boxes.settings(),  # "boxes": [[x0, y0, x1, y1], ...] in photo pixels
         }
         return main, meta
 
@@ -398,12 +429,12 @@ class AttributionView(AttributionPanel, View):
         if out is None:
             raise EngineError("no attribution map to export yet")
         look, model = self.look(), self.state.model
-        name, image = (model.name if model else ""), source_name(self.state.image_spec)
+        name, image = (model.name if model else ""), source_name(self.request_image or self.state.image_spec)
         if out.kind == "cam":
             return cam_figure(
                 out.photo,
                 out.results,
-                self.method[1],
+                out.result.method,
                 out.layer,
                 name,
                 image,
@@ -411,18 +442,22 @@ class AttributionView(AttributionPanel, View):
                 cmap=look["cmap"],
                 alpha=look["alpha"],
             )
-        target = out.target
-        if isinstance(target, int) and model is not None:
-            target = f"{model.class_name(target)} ({target})"
-        target = "top-1 class" if target is None else str(target)
-        if out.layer:
-            target = f"{out.layer}: {target}"
+        if self.probs is None and not out.layer:
+            raise EngineError("the image's class probabilities are still being computed: try again")
+        target = saliency_subject(out.target, self.probs, self.state.class_names, out.layer)
+        signed = look["style"] == "signed"  # as the raw export and `export saliency --map-style` draw it
         return saliency_figure(
-            out.photo, out.map, out.method, target, out.signed, name, image, look["cmap"], look["alpha"]
+            out.photo, out.map, out.method, target, signed, name, image, look["cmap"], look["alpha"]
         )
 
     def export_values(self) -> np.ndarray | None:
-        return None if self.result is None else np.asarray(self.result.heatmap, np.float32)
+        """The map(s) drawn over the photo, as `export cam|saliency --raw` writes them: (N, H, W) for
+        CAM (the target, then the compared one), (H, W) for saliency."""
+        if self.result is None:
+            return None
+        if isinstance(self.result, CamOutput):
+            return np.stack(self.result.heatmaps(self.look()["style"])).astype(np.float32)
+        return np.asarray(self.result.map, np.float32)
 
     def save_settings(self, s: QSettings) -> None:
         s.setValue("method", self.method[1])

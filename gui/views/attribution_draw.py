@@ -91,9 +91,28 @@ def hover_text(out: CamOutput, cell: int, row: int, col: int, cell_rc: tuple[int
     )
 
 
-def export_settings(out: Output, scores: MetricsOutput | None) -> dict[str, Any]:
-    """The sidecar entries of an exported map: what it is, what reproduces it, and its scores."""
+def export_settings(
+    out: Output, scores: MetricsOutput | None, request: Any = None, look: dict | None = None
+) -> dict[str, Any]:
+    """The sidecar entries of an exported map: what it is, what reproduces it (the request it
+    answered and the look: engine.attribution.commands builds `export cam|saliency` from them),
+    and its scores."""
     meta: dict[str, Any] = {"kind": out.kind, **out.settings()}
+    if isinstance(out, CamOutput):
+        meta["method"] = out.result.method
+        if request is not None:
+            meta.update(
+                target=request.target,
+                compare=request.compare,
+                sigma=request.sigma,
+                batch_size=request.batch_size,
+            )
+    else:
+        meta["method"] = out.method
+        if request is not None:
+            meta.update({k: getattr(request, k) for k in ("samples", "noise", "steps", "batch_size", "seed")})
+    if look is not None:
+        meta.update(map_style=look["style"], cmap=look["cmap"], alpha=look["alpha"], dim=figures.DIM)
     if scores is not None:
         meta["scores"] = scores.settings()
     return meta

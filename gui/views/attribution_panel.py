@@ -30,10 +30,10 @@ from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING
 from engine.errors import EngineError
 from gui.state import AppState
-from gui.widgets.controls import select_data
 from gui.widgets.fields import info_line
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.plots import static_plot
+from gui.widgets.wiring import combo_choice
 
 CAM_METHODS = (
     ("Grad-CAM", "gradcam"),
@@ -184,6 +184,28 @@ class AttributionPanel:
         sl.addWidget(QLabel("<b>Coarse map</b> (hover a cell)"))
         sl.addWidget(self.coarse_pane, 3)
         sl.addWidget(self.cell_label)
+        # the user's own boxes on the photo (gui/views/attribution_boxes.py draws and scores them)
+        self.draw_boxes_button = QPushButton("Draw boxes")
+        self.draw_boxes_button.setCheckable(True)
+        self.draw_boxes_button.setToolTip(
+            "Drag on the photo to draw an object box (Shift+drag draws without this toggle): the map's "
+            "pointing game and energy share inside your boxes appear below"
+        )
+        self.clear_boxes_button = QPushButton("Clear boxes")
+        self.clear_boxes_button.setToolTip("Remove every box drawn on the photo")
+        boxes_row = QHBoxLayout()
+        boxes_row.addWidget(self.draw_boxes_button)
+        boxes_row.addWidget(self.clear_boxes_button)
+        sl.addLayout(boxes_row)
+        self.box_label = QLabel("")
+        self.box_label.setWordWrap(True)
+        sl.addWidget(self.box_label)
+        self.sanity_button = QPushButton("Sanity check")
+        self.sanity_button.setToolTip(
+            "Does this map depend on what the model learned? Re-initialize its layers from the top down "
+            "and see whether the map changes (Adebayo et al. 2018)"
+        )
+        sl.addWidget(self.sanity_button)
         sl.addWidget(self.score_button)
         baseline_row = QHBoxLayout()
         baseline_row.addWidget(QLabel("Baseline"))
@@ -219,12 +241,10 @@ class AttributionPanel:
                 return
         raise EngineError(f"unknown attribution method {name!r}")
 
-    @property
-    def mapping(self) -> str:
-        return str(self.mapping_box.currentData())
-
-    def set_mapping(self, name: str) -> None:
-        select_data(self.mapping_box, name, "mapping")
+    mapping, set_mapping = combo_choice("mapping_box", "mapping")
+    baseline, set_baseline = combo_choice(
+        "baseline_box", "baseline", doc="The deletion/insertion baseline: blur | mean | black | noise."
+    )
 
     def look(self) -> dict[str, Any]:
         return {
@@ -241,14 +261,6 @@ class AttributionPanel:
                 box.addItem(self.state.class_name(int(value)), int(value))
                 i = box.count() - 1
             box.setCurrentIndex(max(i, 0))
-
-    @property
-    def baseline(self) -> str:
-        """The deletion/insertion baseline: blur | mean | black | noise."""
-        return str(self.baseline_box.currentData())
-
-    def set_baseline(self, name: str) -> None:
-        select_data(self.baseline_box, name, "baseline")
 
     def _fill_targets(self, predictions: tuple[Prediction, ...] = ()) -> None:
         """Targets: top-1, the top predictions with their probabilities, then every class of small models."""

@@ -15,15 +15,7 @@ from dataclasses import FrozenInstanceError, fields
 import numpy as np
 import pytest
 
-from engine.attribution.contract import (
-    CamOutput,
-    CamParams,
-    MetricsOutput,
-    MetricsParams,
-    Prediction,
-    SaliencyOutput,
-    SaliencyParams,
-)
+from engine.attribution import contract as ac
 from engine.errors import EngineError
 from engine.jobs import Failed, Request, run, run_sync
 
@@ -62,36 +54,60 @@ def _check_mirror(params_cls, fn, extra: set[str]) -> None:
 def test_cam_params_mirror_iter_cam() -> None:
     from engine.attribution.cam import iter_cam
 
-    _check_mirror(CamParams, iter_cam, {"compare", "top_k"})
+    _check_mirror(ac.CamParams, iter_cam, {"compare", "top_k"})
 
 
 def test_saliency_params_mirror_iter_saliency() -> None:
     from engine.attribution.gradients import iter_saliency
 
-    _check_mirror(SaliencyParams, iter_saliency, set())
-    p = SaliencyParams()
+    _check_mirror(ac.SaliencyParams, iter_saliency, set())
+    p = ac.SaliencyParams()
     assert (p.samples, p.noise, p.steps, p.batch_size) == (25, 0.15, 32, 16)
 
 
 def test_metrics_params_mirror_the_curves() -> None:
     from engine.attribution import metrics
 
-    _check_mirror(MetricsParams, metrics.deletion_curve, {"heatmap", "box", "mask"})
+    _check_mirror(ac.MetricsParams, metrics.deletion_curve, {"heatmap", "box", "mask"})
     assert _defaults(metrics.insertion_curve) == _defaults(metrics.deletion_curve)
-    assert MetricsParams().baseline == metrics.DEFAULT_BASELINE
+    assert ac.MetricsParams().baseline == metrics.DEFAULT_BASELINE
+
+
+def test_sanity_params_mirror_iter_randomization() -> None:
+    from engine.attribution.sanity import iter_randomization
+
+    _check_mirror(ac.SanityParams, iter_randomization, {"layer", "method_options"})
+    p = ac.SanityParams(layer="conv2", method_options={"mapping": "roi"})
+    assert p.request().kind == "sanity" and p.method_kwargs() == {"mapping": "roi", "layer": "conv2"}
+    assert ac.SanityParams().method_kwargs() == {} and ac.SanityOutput.kind == "sanity"
+    with pytest.raises(EngineError, match="unknown parameter.*ordr.*sanity"):
+        ac.SanityParams.parse({"ordr": "cascade"})
+
+
+def test_compare_methods_params_mirror_iter_compare() -> None:
+    from engine.attribution.compare import ALL_METHODS, iter_compare
+
+    _check_mirror(ac.CompareMethodsParams, iter_compare, set())
+    p = ac.CompareMethodsParams(methods="gradcam,scorecam", box=(1, 2, 3, 4), sanity=False)
+    assert p.request().kind == "compare_methods" and ac.CompareMethodsParams.parse(p.request().params) == p
+    assert (
+        ac.CompareMethodsParams().methods == ALL_METHODS and ac.CompareMethodsOutput.kind == "compare_methods"
+    )
+    with pytest.raises(EngineError, match="unknown parameter.*method.*compare_methods"):
+        ac.CompareMethodsParams.parse({"method": "gradcam"})
 
 
 def test_params_are_frozen_typed_requests() -> None:
-    p = CamParams(image="builtin:shape_star", method="scorecam", compare=3)
+    p = ac.CamParams(image="builtin:shape_star", method="scorecam", compare=3)
     with pytest.raises(FrozenInstanceError):
         p.method = "gradcam"  # type: ignore[misc]
     request = p.request("attribution")
     assert request.kind == "cam" and request.owner == "attribution"
-    assert CamParams.parse(request.params) == p
-    assert SaliencyParams().request().kind == "saliency" and MetricsParams().request().kind == "metrics"
+    assert ac.CamParams.parse(request.params) == p
+    assert ac.SaliencyParams().request().kind == "saliency" and ac.MetricsParams().request().kind == "metrics"
     assert p.options() == {"sigma": None, "batch_size": 32, "precision": "auto"}
     with pytest.raises(EngineError, match="unknown parameter.*sampels.*saliency"):
-        SaliencyParams.parse({"sampels": 4})
+        ac.SaliencyParams.parse({"sampels": 4})
 
 
 def test_the_contract_imports_no_tensorflow() -> None:
@@ -105,23 +121,25 @@ def test_the_contract_imports_no_tensorflow() -> None:
 
 def test_jobs_answer_with_typed_results(tiny_cnn_path) -> None:
     model, image = str(tiny_cnn_path), np.random.default_rng(0).random((16, 16, 3), np.float32)
-    cam = run_sync(CamParams(model=model, image=image, compare=1, top_k=2).request())
-    assert isinstance(cam, CamOutput) and cam.compare is not None and cam.compare.target == 1
-    assert len(cam.predictions) == 2 and all(isinstance(p, Prediction) for p in cam.predictions)
+    cam = run_sync(ac.CamParams(model=model, image=image, compare=1, top_k=2).request())
+    assert isinstance(cam, ac.CamOutput) and cam.compare is not None and cam.compare.target == 1
+    assert len(cam.predictions) == 2 and all(isinstance(p, ac.Prediction) for p in cam.predictions)
     assert cam.predictions[0].index == int(np.argmax(cam.result.probabilities))
     assert cam.heatmap is cam.result.heatmap and cam.target == cam.result.target
     assert len(cam.heatmaps("relu")) == len(cam.cams) == 2 and cam.model_shape == (16, 16)
     assert cam.settings()["targets"][1]["index"] == 1
-    sal = run_sync(SaliencyParams(model=model, image=image, method="integrated", steps=4, target=2).request())
-    assert isinstance(sal, SaliencyOutput) and sal.signed and sal.target == 2
+    sal = run_sync(
+        ac.SaliencyParams(model=model, image=image, method="integrated", steps=4, target=2).request()
+    )
+    assert isinstance(sal, ac.SaliencyOutput) and sal.signed and sal.target == 2
     assert sal.heatmap.shape == (16, 16) and sal.cams is None and sal.photo.shape == (16, 16, 3)
     scores = run_sync(
-        MetricsParams(model=model, image=image, heatmap=cam.heatmap, target=cam.target, steps=4).request()
+        ac.MetricsParams(model=model, image=image, heatmap=cam.heatmap, target=cam.target, steps=4).request()
     )
-    assert isinstance(scores, MetricsOutput) and scores.baseline == "blur" and scores.pointing is None
+    assert isinstance(scores, ac.MetricsOutput) and scores.baseline == "blur" and scores.pointing is None
     assert len(scores.deletion.scores) == 5 and scores.settings()["baseline"] == "blur"
     # a misspelt or missing parameter fails as one invalid request
     bad = list(run(Request("saliency", {"model": model, "image": image, "sample": 3})))
     assert isinstance(bad[-1], Failed) and bad[-1].kind == "invalid_request" and "sample" in bad[-1].message
-    missing = list(run(MetricsParams(model=model, image=image).request()))
+    missing = list(run(ac.MetricsParams(model=model, image=image).request()))
     assert isinstance(missing[-1], Failed) and "heatmap" in missing[-1].message

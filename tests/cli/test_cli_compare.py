@@ -1,0 +1,129 @@
+"""`python main.py export compare`: a real model file and image in, the figure and its sidecar out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from engine.export import sidecar_path
+
+ROOT = Path(__file__).resolve().parents[2]
+layers = keras.layers
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny 3-class convnet saved as .keras with class names beside it, and a 30x40 PNG."""
+    root = tmp_path_factory.mktemp("compare_cli")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((24, 24, 3))
+    x = layers.Conv2D(6, 3, activation="relu", name="conv1")(inp)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(3, activation="softmax", name="out")(x)
+    model_path = root / "tiny.keras"
+    keras.Model(inp, out, name="tiny").save(model_path)
+    (root / "tiny.classes.txt").write_text("cat\ndog\nowl\n")
+    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    img[5:20, 10:30] = [230, 200, 40]
+    image_path = root / "photo.png"
+    Image.fromarray(img).save(image_path)
+    return {"model": model_path, "image": image_path}
+
+
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _base(files: dict[str, Path], out: Path) -> list[str]:
+    return [
+        "export",
+        "compare",
+        "--model",
+        str(files["model"]),
+        "--image",
+        str(files["image"]),
+        "--out",
+        str(out),
+    ]
+
+
+def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "compare.png"
+    argv = [*_base(files, out), "--methods", "gradcam,eigencam,gradient", "--target", "dog"]
+    code, stdout, err = _run([*argv, "--box", "10,5,30,20", "--steps", "4"], capsys)
+    assert code == 0, err
+    assert out.exists() and sidecar_path(out).exists()
+    side = json.loads(sidecar_path(out).read_text())["settings"]
+    assert side["view"] == "compare" and side["figure"] == "compare"
+    assert side["methods"] == ["gradcam", "eigencam", "gradient"] and side["target"] == 1
+    assert side["target_name"] == "dog" and side["box"] == [5, 10, 20, 30] and side["sanity"] is True
+    assert side["layer"] == "conv2" and side["steps"] == 4
+    for row in side["scores"]:
+        assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1
+        assert row["pointing"] in (True, False) and 0 <= row["energy"] <= 1
+        assert row["sanity_passed"] in (True, False) and row["sanity_verdict"]
+    assert "export compare" in side["command"] and "--box 10,5,30,20" in side["command"]
+    lines = stdout.strip().splitlines()
+    assert lines[0] == str(out) and lines[2].split()[0] == "method"
+    assert [line.split()[0] for line in lines[3:]] == ["Grad-CAM", "Eigen-CAM", "Gradient"]
+    with Image.open(out) as im:
+        assert im.size[0] > 300 and im.size[1] > im.size[0]
+
+
+def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rows.png"
+    code, stdout, err = _run(
+        [*_base(files, out), "--methods", "gradcam,integrated", "--no-sanity", "--steps", "2", "--raw"],
+        capsys,
+    )
+    assert code == 0, err
+    npy = next(p for p in (out.with_suffix(".png.npy"), out.with_suffix(".npy")) if p.exists())
+    assert np.load(npy).shape == (2, 30, 40)
+    with Image.open(out) as im:
+        assert im.size[0] >= 2 * 40 and im.size[1] >= 2 * 30
+    side = json.loads(sidecar_path(out).read_text())["settings"]
+    assert side["sanity"] is False and all(r["sanity_passed"] is None for r in side["scores"])
+    assert all(r["pointing"] is None for r in side["scores"]) and stdout.count("-") >= 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--methods", "gradcam,sobel"], "unknown attribution method 'sobel'"),
+        (["--box", "10,5,30"], "--box 10,5,30: write X0,Y0,X1,Y1"),
+        (["--methods", "gradient", "--layer", "conv2"], "--layer is the CAM layer"),
+        (["--methods", "gradcam", "--no-sanity", "--box", "100,100,120,120"], "does not overlap"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) -> None:
+    out = tmp_path / "bad.png"
+    env = {**os.environ, "CONVSCOPE_DEBUG": ""}
+    proc = subprocess.run(
+        [sys.executable, "main.py", *_base(files, out), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not out.exists()
