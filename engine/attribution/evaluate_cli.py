@@ -172,14 +172,40 @@ def chart_bytes(result: EvaluationResult, title: str = "") -> bytes:
     return bar_chart(panels, labels, mappings, title, width_in=7.0, cols=min(len(panels), 3))
 
 
+def chart_title(model_name: str, source: str, result: EvaluationResult) -> str:
+    """The bar chart's title: the model, the folder and how many images were scored."""
+    return f"{model_name} on {Path(source).name}: {result.evaluated} images"
+
+
+def write_results(
+    out: str | Path, result: EvaluationResult, command: str, title: str = "", overwrite: bool = False
+) -> list[Path]:
+    """Write `result` as CSV at `out` (.csv) and as the bar chart PNG beside it, each with a JSON
+    sidecar (the settings, the counts, every problem and `command`); the paths written. The CLI
+    and the GUI's evaluation dialog both write through this."""
+    from engine.export import write_bytes
+
+    out = Path(out)
+    settings: dict[str, Any] = dict(result.settings)
+    settings |= {
+        "view": "evaluate_cam",
+        "evaluated": result.evaluated,
+        "skipped": result.skipped,
+        "problems": list(result.problems),
+        "command": command,
+    }
+    written = list(write_bytes(out, csv_bytes(result), settings, overwrite=overwrite))
+    written += write_bytes(out.with_suffix(".png"), chart_bytes(result, title), settings, overwrite=overwrite)
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `evaluate cam`: score, print the table, write the CSV and the chart with sidecars."""
     from engine.attribution.evaluate import iter_evaluate
     from engine.cli import _load, display_name
     from engine.common import drain
-    from engine.export import write_bytes
 
-    out, png = _check(args)
+    out, _png = _check(args)
     h = _load(args)
     gen = iter_evaluate(
         h,
@@ -194,17 +220,8 @@ def run(args: argparse.Namespace) -> int:
         sanity_every=args.sanity_every,
     )
     result = drain(gen)
-    settings: dict[str, Any] = dict(result.settings)
-    settings |= {
-        "view": "evaluate_cam",
-        "evaluated": result.evaluated,
-        "skipped": result.skipped,
-        "problems": list(result.problems),
-        "command": command_line(args),
-    }
-    title = f"{display_name(h.spec)} on {Path(args.source).name}: {result.evaluated} images"
-    written = list(write_bytes(out, csv_bytes(result), settings, overwrite=args.overwrite))
-    written += write_bytes(png, chart_bytes(result, title), settings, overwrite=args.overwrite)
+    title = chart_title(display_name(h.spec), args.source, result)
+    written = write_results(out, result, command_line(args), title, overwrite=args.overwrite)
     for line in table_lines(result):
         print(line)
     print(f"{result.evaluated} images scored, {result.skipped} not scored")

@@ -2,7 +2,8 @@
 
 Each function creates one part's widgets as attributes of the DatasetView `v` (the view's
 methods and the tests reach them as v.units_pane, v.class_a, ...) and returns the part to lay
-out; gui/views/dataset.py connects the signals and holds the behaviour.
+out; gui/views/dataset.py connects the signals and holds the behaviour (build() connects the
+"Evaluate CAM methods…" button itself: it opens gui/views/dataset_evaluate.py's dialog).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def build(v: Any) -> None:
     layout.addLayout(bar)
     layout.addWidget(v.info)
     layout.addWidget(v.pages, 1)
+    v.evaluate_button.clicked.connect(lambda: _open_evaluate(v))
+
+
+def _open_evaluate(v: Any) -> None:
+    from gui.views.dataset_evaluate import open_evaluate_dialog
+
+    open_evaluate_dialog(v)
 
 
 def controls(v: Any) -> QGridLayout:
@@ -73,6 +81,11 @@ def controls(v: Any) -> QGridLayout:
     v.run_button.setToolTip("Scan the source through the layer (F5, Run → Run)")
     v.cancel_button = QPushButton("Cancel")
     v.cancel_button.setEnabled(False)
+    v.evaluate_button = QPushButton("Evaluate CAM methods…")
+    v.evaluate_button.setToolTip(
+        "Score CAM methods over the source folder against its Pascal VOC / COCO boxes "
+        "(python main.py evaluate cam)"
+    )
     v.progress_bar = QProgressBar()
     v.progress_bar.setRange(0, 1)
     v.progress_bar.setValue(0)
@@ -96,6 +109,7 @@ def controls(v: Any) -> QGridLayout:
     buttons = QHBoxLayout()
     buttons.addWidget(v.run_button)
     buttons.addWidget(v.cancel_button)
+    buttons.addWidget(v.evaluate_button)
     bar.addLayout(buttons, 1, 4, 1, 2)
     bar.addWidget(v.progress_bar, 1, 6, 1, 2)
     bar.setColumnStretch(4, 2)
