@@ -35,6 +35,7 @@ BUILDERS = {
     "cam": "engine.attribution.commands:cam_command",
     "saliency": "engine.attribution.commands:saliency_command",
     "sanity": "engine.attribution.commands:sanity_command",
+    "compare": "engine.attribution.commands:compare_command",
 }
 
 

@@ -128,3 +128,39 @@ def sanity_command(
     c.add("--order", settings.get("order"))
     c.number("--seed", settings.get("seed"))
     return c.line(out, raw, figure)
+
+
+def compare_command(
+    settings: Mapping[str, Any], *, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()
+) -> str:
+    """`python main.py export compare ...` for a comparison's settings (engine.attribution.compare_cli's
+    options): model, scaling, image, methods (a list or "gradcam,scorecam"), target (as asked: None
+    for top-1), layer and mapping (written only when a CAM method is compared; layer None: the
+    default), box (top, left, bottom, right, as CompareResult.settings() records it; written as
+    --box X0,Y0,X1,Y1), baseline, steps, sanity (False: --no-sanity), seed. The command line takes
+    one box: settings whose "boxes" (the user's, [x0, y0, x1, y1] each) hold several raise EngineError."""
+    from engine.attribution.compare import check_methods
+    from engine.errors import EngineError
+
+    c = CommandLine("compare", settings)
+    c.add("--image", required(settings, "image", "compare"))
+    methods = check_methods(required(settings, "methods", "compare"))
+    c.add("--methods", ",".join(name for name, _ in methods))
+    _target(c, "--target", settings.get("target"))
+    if any(kind == "cam" for _, kind in methods):
+        c.add("--layer", settings.get("layer"))
+        c.add("--mapping", settings.get("mapping"))
+    boxes = settings.get("boxes") or []
+    if len(boxes) > 1:
+        raise EngineError(
+            f"cannot rebuild the export compare command: --box takes one box, the comparison scored {len(boxes)}"
+        )
+    box = settings.get("box")
+    if box is not None:
+        top, left, bottom, right = (int(round(float(v))) for v in box)
+        c.add("--box", f"{left},{top},{right},{bottom}")
+    c.add("--baseline", settings.get("baseline"))
+    c.number("--steps", settings.get("steps"))
+    c.add("--no-sanity", settings.get("sanity") is False)
+    c.number("--seed", settings.get("seed"))
+    return c.line(out, raw, figure)

@@ -109,12 +109,19 @@ class AttributionView(AttributionPanel, View):
         self._fill_layer_field()
         self._update_enabled()
         self.sanity_button.clicked.connect(self.sanity_check)
+        self.compare_methods_button.clicked.connect(self.compare_methods)
 
     def sanity_check(self) -> None:
         """Open the Sanity check dialog (gui/views/sanity_dialog.py) on the map the fields ask for now."""
         from gui.views.sanity_dialog import open_sanity_dialog
 
         open_sanity_dialog(self)
+
+    def compare_methods(self) -> None:
+        """Open the Compare methods dialog (gui/views/compare_dialog.py) on the tab's image, target and layer."""
+        from gui.views.compare_dialog import open_compare_dialog
+
+        open_compare_dialog(self)
 
     @property
     def kind(self) -> str:

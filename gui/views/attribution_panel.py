@@ -206,6 +206,12 @@ class AttributionPanel:
             "and see whether the map changes (Adebayo et al. 2018)"
         )
         sl.addWidget(self.sanity_button)
+        self.compare_methods_button = QPushButton("Compare methods")
+        self.compare_methods_button.setToolTip(
+            "Every attribution method on this image, target and layer side by side, with its deletion, "
+            "insertion, pointing and energy scores and its sanity-check verdict"
+        )
+        sl.addWidget(self.compare_methods_button)
         sl.addWidget(self.score_button)
         baseline_row = QHBoxLayout()
         baseline_row.addWidget(QLabel("Baseline"))
