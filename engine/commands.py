@@ -60,13 +60,17 @@ def spec_text(item: Any) -> str:
 class CommandLine:
     """`python main.py export KIND --model M ...`, one option at a time."""
 
-    def __init__(self, kind: str, settings: Mapping[str, Any]) -> None:
+    def __init__(self, kind: str, settings: Mapping[str, Any], *, image: bool = False) -> None:
+        """image: the kind needs the photo (--image, an EngineError when the settings lack it)."""
         model = settings.get("model")
         if not model:
             raise EngineError(f"cannot rebuild the export {kind} command: no model in its settings")
+        self.settings = settings
         self.parts = ["python", "main.py", "export", kind, "--model", str(model)]
         if settings.get("scaling"):
             self.add("--scaling", settings["scaling"])
+        if image:
+            self.add("--image", required(settings, "image", kind))
 
     def add(self, flag: str, value: Any) -> None:
         """flag VALUE; nothing for None or ""; the flag alone for True; nothing for False."""
@@ -83,6 +87,16 @@ class CommandLine:
         if value is not None:
             self.parts += [flag, number(value)]
 
+    def options(self, *keys: str) -> None:
+        """add() of each settings key under its flag ("octave_scale": --octave-scale)."""
+        for key in keys:
+            self.add(_flag(key), self.settings.get(key))
+
+    def numbers(self, *keys: str) -> None:
+        """number() of each settings key under its flag."""
+        for key in keys:
+            self.number(_flag(key), self.settings.get(key))
+
     def text(self, flag: str, value: str) -> None:
         """One free-text value (an objective, layers): FLAG=VALUE when it starts with "-", so the
         parser does not take it for an option."""
@@ -97,6 +111,10 @@ class CommandLine:
     def line(self, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()) -> str:
         tail = ["--raw"] if raw else [str(f) for f in figure]
         return shlex.join([*self.parts, *tail, "--out", str(out)])
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def required(settings: Mapping[str, Any], key: str, kind: str) -> Any:
@@ -130,12 +148,9 @@ def featuremaps_command(
     settings: Mapping[str, Any], *, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()
 ) -> str:
     """`export featuremaps`: model, image, layer, norm, cmap, cols (the Feature maps tab's settings)."""
-    c = CommandLine("featuremaps", settings)
-    c.add("--image", required(settings, "image", "featuremaps"))
+    c = CommandLine("featuremaps", settings, image=True)
     c.add("--layer", required(settings, "layer", "featuremaps"))
-    c.add("--norm", settings.get("norm"))
-    c.add("--cmap", settings.get("cmap"))
-    c.add("--cols", settings.get("cols"))
+    c.options("norm", "cmap", "cols")
     return c.line(out, raw, figure)
 
 

@@ -31,7 +31,7 @@ from engine.attribution.gradients import SALIENCY_METHODS
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.models import ModelHandle
-from engine.plot.attribution import cam_figure, prob, saliency_figure, source_name
+from engine.plot.attribution import Look, cam_figure, prob, saliency_figure, source_name
 from engine.precision import PRECISIONS
 
 
@@ -178,10 +178,8 @@ def export_cam(args: argparse.Namespace) -> cli.Produced:
         h.name,
         source_name(args.image),
         style,
-        args.cmap,
-        args.alpha,
-        args.dim,
         coarse=bool(args.coarse),
+        look=Look(args.cmap, args.alpha, args.dim),
     )
     return cli.Produced(image, settings, report, values=np.stack(heats), figure=figure)
 
@@ -225,17 +223,8 @@ def export_saliency(args: argparse.Namespace) -> cli.Produced:
     h = cli._load(args)
     photo = load_image(args.image)
     target = _saliency_target(h, args)
-    smap = saliency(
-        h,
-        photo,
-        target,
-        args.method,
-        args.layer,
-        samples=args.samples,
-        noise=args.noise,
-        steps=args.steps,
-        batch_size=args.batch_size,
-    )
+    options = {k: getattr(args, k) for k in ("samples", "noise", "steps", "batch_size")}
+    smap = saliency(h, photo, target, args.method, args.layer, **options)
     signed_method = args.method in ("integrated", "grad_x_input")
     style = ("signed" if signed_method else "relu") if args.map_style == "auto" else args.map_style
     image = overlay(photo, smap, style, args.cmap, args.alpha, args.dim)
@@ -267,9 +256,7 @@ def export_saliency(args: argparse.Namespace) -> cli.Produced:
         style == "signed",
         h.name,
         source_name(args.image),
-        args.cmap,
-        args.alpha,
-        args.dim,
+        Look(args.cmap, args.alpha, args.dim),
     )
     return cli.Produced(image, settings, report, values=np.asarray(smap, np.float32), figure=figure)
 

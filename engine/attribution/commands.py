@@ -21,11 +21,9 @@ from engine.commands import CommandLine, required
 SIGNED_SALIENCY = ("integrated", "grad_x_input")  # methods whose map is signed ("auto" draws it signed)
 
 
-def _look(c: CommandLine, settings: Mapping[str, Any]) -> None:
-    c.add("--map-style", settings.get("map_style"))
-    c.add("--cmap", settings.get("cmap"))
-    c.number("--alpha", settings.get("alpha"))
-    c.number("--dim", settings.get("dim"))
+def _look(c: CommandLine) -> None:
+    c.options("map_style", "cmap")
+    c.numbers("alpha", "dim")
 
 
 def _target(c: CommandLine, flag: str, value: Any) -> None:
@@ -37,20 +35,16 @@ def cam_command(
     settings: Mapping[str, Any], *, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()
 ) -> str:
     """`python main.py export cam ...` for a class activation map's settings."""
-    c = CommandLine("cam", settings)
-    c.add("--image", required(settings, "image", "cam"))
+    c = CommandLine("cam", settings, image=True)
     _target(c, "--target", settings.get("target"))
     _target(c, "--compare", settings.get("compare"))
-    c.add("--layer", settings.get("layer"))
-    method = settings.get("method")
-    c.add("--method", method)
-    c.add("--mapping", settings.get("mapping"))
+    c.options("layer", "method", "mapping")
     c.number("--sigma", settings.get("sigma"))
-    if method == "scorecam":
+    if settings.get("method") == "scorecam":
         c.number("--batch-size", settings.get("batch_size"))
         c.add("--precision", settings.get("precision"))
     c.add("--coarse", bool(settings.get("coarse")))
-    _look(c, settings)
+    _look(c)
     return c.line(out, raw, figure)
 
 
@@ -58,8 +52,7 @@ def saliency_command(
     settings: Mapping[str, Any], *, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()
 ) -> str:
     """`python main.py export saliency ...` for a saliency map's settings."""
-    c = CommandLine("saliency", settings)
-    c.add("--image", required(settings, "image", "saliency"))
+    c = CommandLine("saliency", settings, image=True)
     method = settings.get("method")
     c.add("--method", method)
     layer, target = settings.get("layer"), settings.get("target")
@@ -75,7 +68,7 @@ def saliency_command(
     if method == "integrated":
         c.number("--steps", settings.get("steps"))
     c.number("--batch-size", settings.get("batch_size"))
-    _look(c, settings)
+    _look(c)
     return c.line(out, raw, figure)
 
 
@@ -117,15 +110,10 @@ def sanity_command(
     """`python main.py export sanity ...` for a check's settings: model, scaling, image, method,
     target (as asked: None for top-1), layer (CAM only; None: the default), mapping (CAM only),
     order, seed (the options of engine.attribution.sanity_cli)."""
-    c = CommandLine("sanity", settings)
-    c.add("--image", required(settings, "image", "sanity"))
+    c = CommandLine("sanity", settings, image=True)
     c.add("--method", settings.get("method"))
-    target = settings.get("target")
-    if target is not None:
-        c.text("--target", str(target))
-    c.add("--layer", settings.get("layer"))
-    c.add("--mapping", settings.get("mapping"))
-    c.add("--order", settings.get("order"))
+    _target(c, "--target", settings.get("target"))
+    c.options("layer", "mapping", "order")
     c.number("--seed", settings.get("seed"))
     return c.line(out, raw, figure)
 
@@ -142,14 +130,12 @@ def compare_command(
     from engine.attribution.compare import check_methods
     from engine.errors import EngineError
 
-    c = CommandLine("compare", settings)
-    c.add("--image", required(settings, "image", "compare"))
+    c = CommandLine("compare", settings, image=True)
     methods = check_methods(required(settings, "methods", "compare"))
     c.add("--methods", ",".join(name for name, _ in methods))
     _target(c, "--target", settings.get("target"))
     if any(kind == "cam" for _, kind in methods):
-        c.add("--layer", settings.get("layer"))
-        c.add("--mapping", settings.get("mapping"))
+        c.options("layer", "mapping")
     boxes = settings.get("boxes") or []
     if len(boxes) > 1:
         raise EngineError(

@@ -236,16 +236,6 @@ def _region(box: Any, shape: tuple[int, int]) -> Any:
     return (top, left, bottom, right)
 
 
-def _stage(gen: Iterator[Any], done: int, total: int) -> Iterator[tuple[int, int]]:
-    """Run one stage's generator, yielding (done, total) of the whole comparison after each pass."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield done, total
-
-
 def iter_compare(
     h: ModelHandle,
     img: Any,
@@ -279,7 +269,7 @@ def iter_compare(
         pointing_game,
     )
     from engine.attribution.projection import check_mapping
-    from engine.attribution.sanity import iter_randomization
+    from engine.attribution.sanity import iter_randomization, relay
     from engine.attribution.target import Target, target_name
     from engine.images import load_image, to_model_input
 
@@ -307,24 +297,24 @@ def iter_compare(
     for k, (name, kind) in enumerate(chosen):
         at = k * per
         if kind == "cam":
-            res = yield from _stage(iter_cam(h, photo, goal, layer_path, name, mapping), at, total)
+            res = yield from relay(iter_cam(h, photo, goal, layer_path, name, mapping), at, total)
             heat = np.asarray(res.heatmap, np.float32)
             options: dict[str, Any] = {"layer": layer_path, "mapping": mapping}
         else:
             gen = iter_saliency(h, photo, goal, name, seed=seed)
-            heat = np.asarray((yield from _stage(gen, at, total)), np.float32)
+            heat = np.asarray((yield from relay(gen, at, total)), np.float32)
             options = {}
         heat.setflags(write=False)
         yield at + 1, total
-        deletion = yield from _stage(deletion_curve(h, photo, heat, goal, **curve), at + 1, total)
+        deletion = yield from relay(deletion_curve(h, photo, heat, goal, **curve), at + 1, total)
         yield at + 2, total
-        insertion = yield from _stage(insertion_curve(h, photo, heat, goal, **curve), at + 2, total)
+        insertion = yield from relay(insertion_curve(h, photo, heat, goal, **curve), at + 2, total)
         yield at + 3, total
         check: dict[str, Any] = {}
         if sanity:
             gen = iter_randomization(h, photo, name, goal, "cascade", None, seed, **options)
             try:
-                res_s = yield from _stage(gen, at + 3, total)
+                res_s = yield from relay(gen, at + 3, total)
             except EngineError as exc:  # a model that cannot be copied: the scores still stand
                 check = {"sanity_verdict": f"not checked: {exc}"}
             else:

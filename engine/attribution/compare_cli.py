@@ -14,7 +14,7 @@ import re
 from engine import cli
 from engine.attribution.compare import ALL_METHODS, check_methods
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
-from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
+from engine.attribution.sanity_cli import map_args
 
 _BOX = re.compile(r"^-?\d+(\.\d+)?(,-?\d+(\.\d+)?){3}$")
 
@@ -27,11 +27,7 @@ def _options(p: argparse.ArgumentParser) -> None:
         default=",".join(ALL_METHODS),
         help="comma-separated CAM and saliency methods (default: all eight)",
     )
-    p.add_argument("--target", help="class index or name (default: top-1)")
-    p.add_argument("--layer", help="CAM layer (default: the last one with spatial extent)")
-    p.add_argument(
-        "--mapping", choices=MAPPINGS, default=DEFAULT_MAPPING, help="CAM projection onto the photo"
-    )
+    map_args(p)
     p.add_argument(
         "--box",
         metavar="X0,Y0,X1,Y1",

@@ -275,35 +275,37 @@ class MetricsOutput:
 
 
 @dataclass(frozen=True, eq=False)
-class SanityOutput:
-    """The "sanity" job's answer: the SanityResult (maps per step, the three similarity curves,
-    the verdict), the photo it was computed on and the model's name (for the figure's title)."""
+class _CheckOutput:
+    """An answer about one photo: the engine's result, the photo it was computed on and the
+    model's name (for the figure's title)."""
 
-    kind: ClassVar[str] = "sanity"
-    result: SanityResult
+    result: Any
     photo: np.ndarray
     model_name: str
 
     def settings(self) -> dict[str, Any]:
-        """What reproduces the check and what it found, for an export sidecar."""
+        """What reproduces the run and what it found, for an export sidecar."""
         return self.result.settings()
 
 
 @dataclass(frozen=True, eq=False)
-class CompareMethodsOutput:
+class SanityOutput(_CheckOutput):
+    """The "sanity" job's answer: the SanityResult (maps per step, the three similarity curves,
+    the verdict), the photo and the model's name."""
+
+    kind: ClassVar[str] = "sanity"
+    result: SanityResult
+
+
+@dataclass(frozen=True, eq=False)
+class CompareMethodsOutput(_CheckOutput):
     """The "compare_methods" job's answer: the CompareResult (a row per method: map, scores,
-    sanity verdict), the photo it was computed on and the model's name (for the figure's title)."""
+    sanity verdict), the photo and the model's name."""
 
     kind: ClassVar[str] = "compare_methods"
     result: CompareResult
-    photo: np.ndarray
-    model_name: str
 
     @property
     def maps(self) -> np.ndarray:
         """The methods' maps stacked, (M, H, W) float32."""
         return self.result.maps
-
-    def settings(self) -> dict[str, Any]:
-        """What reproduces the comparison and its scores, for an export sidecar."""
-        return self.result.settings()

@@ -311,14 +311,14 @@ def iter_randomization(
     goal = _fixed_target(h, to_model_input(photo, h), target)
     total = len(chosen) + 1
     yield 0, total
-    maps = [(yield from _progress(gen(h, photo, goal), 0, total))]
+    maps = [(yield from relay(gen(h, photo, goal), 0, total))]
     yield 1, total
     copy = _copy(h)
     for k, path in enumerate(chosen):
         layer = copy.layer(path)
         trained = layer.get_weights() if order == "independent" else None
         _set(layer, _random_values(layer, k, seed))
-        maps.append((yield from _progress(gen(copy, photo, goal), k + 1, total)))
+        maps.append((yield from relay(gen(copy, photo, goal), k + 1, total)))
         if trained is not None:  # independent: this layer trained again before the next
             _set(layer, trained)
         yield k + 2, total
@@ -342,8 +342,9 @@ def iter_randomization(
     )
 
 
-def _progress(gen: Iterator, done: int, total: int) -> Iterator[tuple[int, int]]:
-    """Run one map's generator, re-yielding its steps as (done, total) of the whole check."""
+def relay(gen: Iterator[Any], done: int, total: int) -> Iterator[tuple[int, int]]:
+    """Run one stage's generator (a map, a curve), re-yielding each of its steps as (done, total)
+    of the whole run (this check, engine.attribution.compare's comparison); returns its value."""
     while True:
         try:
             next(gen)

@@ -19,6 +19,15 @@ from engine.attribution.sanity import ORDERS
 from engine.cli import CliError, Produced, _load, _model_args, _out_args, export_kind
 
 
+def map_args(p: argparse.ArgumentParser, top: str = "top-1", layer_note: str = "") -> None:
+    """--target (default: `top`), --layer and --mapping: what the checked or compared maps explain."""
+    p.add_argument("--target", help=f"class index or name (default: {top})")
+    p.add_argument("--layer", help=f"CAM layer (default: the last one with spatial extent){layer_note}")
+    p.add_argument(
+        "--mapping", choices=MAPPINGS, default=DEFAULT_MAPPING, help="CAM projection onto the photo"
+    )
+
+
 def _options(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--image", required=True, help="image path or builtin:NAME")
@@ -28,11 +37,7 @@ def _options(p: argparse.ArgumentParser) -> None:
         default="gradcam",
         help="the CAM or saliency method whose map is checked",
     )
-    p.add_argument("--target", help="class index or name (default: top-1 of the trained model)")
-    p.add_argument("--layer", help="CAM layer (default: the last one with spatial extent); CAM methods only")
-    p.add_argument(
-        "--mapping", choices=MAPPINGS, default=DEFAULT_MAPPING, help="CAM projection onto the photo"
-    )
+    map_args(p, "top-1 of the trained model", "; CAM methods only")
     p.add_argument(
         "--order",
         choices=ORDERS,

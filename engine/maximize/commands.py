@@ -71,9 +71,7 @@ def maximize_command(
     c.values("--regularizers", settings.get("regularizers") or None)  # none is the default
     c.add("--optimizer", settings.get("optimizer"))
     c.number("--lr", settings.get("lr"))
-    c.add("--schedule", settings.get("schedule"))
-    c.add("--param", settings.get("param"))
-    c.add("--squash", settings.get("squash"))
+    c.options("schedule", "param", "squash")
     pre = settings.get("pre_activation")
     c.add("--pre-activation", pre is True)
     c.add("--post-activation", pre is False)
@@ -85,18 +83,13 @@ def dream_command(
     settings: Mapping[str, Any], *, out: str = "FILE.png", raw: bool = False, figure: Sequence[str] = ()
 ) -> str:
     """`python main.py export dream ...` for a DeepDream's settings (see the module's docstring)."""
-    c = CommandLine("dream", settings)
-    c.add("--image", required(settings, "image", "dream"))
+    c = CommandLine("dream", settings, image=True)
     layers = required(settings, "layers", "dream")
     if isinstance(layers, list | tuple):
         c.parts += ["--layers", *(str(v) for v in layers)]
     else:
         c.text("--layers", str(layers).strip())
-    c.number("--octaves", settings.get("octaves"))
-    c.number("--octave-scale", settings.get("octave_scale"))
-    c.number("--steps", settings.get("steps"))
-    c.number("--lr", settings.get("lr"))
-    c.number("--seed", settings.get("seed"))
+    c.numbers("octaves", "octave_scale", "steps", "lr", "seed")
     size = settings.get("size")
     if size is not None and not isinstance(size, list | tuple):
         c.number("--photo-size", int(size))

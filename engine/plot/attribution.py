@@ -12,6 +12,7 @@ Pure functions from computed maps to a FigureSpec (no file I/O, no TensorFlow, n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -92,6 +93,27 @@ def prob(probability: float) -> str:
     return "<0.001" if 0 <= p < 0.001 else f"{p:.3g}"
 
 
+@dataclass(frozen=True)
+class Look:
+    """How a map is drawn over its photo (the overlay's options, shared by cam_figure and
+    saliency_figure): the colour map, the map's opacity and how far the photo is dimmed under it
+    (None: engine.attribution.figures.DIM)."""
+
+    cmap: str = "viridis"
+    alpha: float = 0.5
+    dim: float | None = None
+
+    def overlay(
+        self, photo: np.ndarray, heat: np.ndarray, style: str, scale: float | None = None
+    ) -> np.ndarray:
+        """engine.attribution.figures.overlay with this look (the raw export's pixels)."""
+        from engine.attribution.figures import DIM, overlay
+
+        return overlay(
+            photo, heat, style, self.cmap, self.alpha, DIM if self.dim is None else self.dim, scale
+        )
+
+
 def _target_text(name: str | None, index: Any) -> str:
     if name and str(name) != str(index):
         return f"{name} ({index})"
@@ -106,10 +128,8 @@ def cam_figure(
     model_name: str,
     image_name: str = "",
     style: str = "relu",
-    cmap: str = "viridis",
-    alpha: float = 0.5,
-    dim: float | None = None,
     coarse: bool = False,
+    look: Look = Look(),
 ) -> FigureSpec:
     """The CAM figure of one or two targets (engine.attribution.cam.CamResult each: heatmap,
     heatmap_relu, cam, target, target_name, score (logit), probability).
@@ -117,15 +137,15 @@ def cam_figure(
     A row per target: the photo, the map over it (engine.attribution.figures.overlay, the raw
     export's pixels) and the map's real values (relu style: the ReLU map on `cmap`; signed: the
     signed map, diverging around 0), plus with `coarse` the layer's own cells. All maps share one
-    colour bar, as `--compare` shares one scale.
+    colour bar, as `--compare` shares one scale. look: the overlay's cmap, alpha and dim.
     """
-    from engine.attribution.figures import DIM, map_scale, overlay
+    from engine.attribution.figures import map_scale
 
     results = list(results)
     if not results:
         raise ValueError("cam_figure needs at least one result")
     signed = style == "signed"
-    dim = DIM if dim is None else dim
+    cmap = look.cmap
     label = CAM_LABELS.get(str(method).lower(), str(method))
     heats = [np.asarray(r.heatmap if signed else r.heatmap_relu, np.float32) for r in results]
     cams = [np.asarray(r.cam if signed else np.maximum(r.cam, 0.0), np.float32) for r in results]
@@ -142,7 +162,7 @@ def cam_figure(
     for r, heat, cell_map in zip(results, heats, cams):
         score = "" if one else f"logit {num(r.score)}"
         panels.append(Panel(rgb, "photo" if one else _target_text(r.target_name, r.target), note=score))
-        panels.append(Panel(overlay(photo, heat, style, cmap, alpha, dim, scale), "overlay"))
+        panels.append(Panel(look.overlay(photo, heat, style, scale), "overlay"))
         panels.append(Panel(heat, f"{'signed' if signed else 'ReLU'} map", value_cmap, lo, hi))
         if coarse:
             panels.append(Panel(cell_map * gain, "cells", value_cmap, lo, hi, gain=gain))
@@ -184,24 +204,19 @@ def saliency_figure(
     signed: bool,
     model_name: str = "",
     image_name: str = "",
-    cmap: str = "viridis",
-    alpha: float = 0.5,
-    dim: float | None = None,
+    look: Look = Look(),
 ) -> FigureSpec:
     """The saliency figure: photo, the map over it, and the map on a colour bar of its real
     values (signed: diverging and centred on 0). target: what the map explains ("star (2)",
-    "conv2:3", "conv2 (mean)")."""
-    from engine.attribution.figures import DIM, overlay
-
-    dim = DIM if dim is None else dim
+    "conv2:3", "conv2 (mean)"); look: the overlay's cmap, alpha and dim."""
     style = "signed" if signed else "relu"
     m = np.asarray(smap, np.float32)
     lo, hi = value_scale([m], signed)
-    value_cmap = DIVERGING if signed else cmap
+    value_cmap = DIVERGING if signed else look.cmap
     label = SALIENCY_LABELS.get(str(method).lower(), str(method))
     panels = (
         Panel(_rgb(photo), "photo"),
-        Panel(overlay(photo, m, style, cmap, alpha, dim), "overlay"),
+        Panel(look.overlay(photo, m, style), "overlay"),
         Panel(m, "signed map" if signed else "map", value_cmap, lo, hi),
     )
     head = f"{model_name} · {label}" if model_name else label

@@ -430,7 +430,7 @@ class AttributionView(AttributionPanel, View):
 
     def figure_spec(self) -> FigureSpec:
         """The figure `export cam` / `export saliency` draws (engine.plot.attribution)."""
-        from engine.plot.attribution import cam_figure, saliency_figure, source_name
+        from engine.plot.attribution import Look, cam_figure, saliency_figure, source_name
 
         out = self.result
         if out is None:
@@ -446,16 +446,14 @@ class AttributionView(AttributionPanel, View):
                 name,
                 image,
                 style=look["style"],
-                cmap=look["cmap"],
-                alpha=look["alpha"],
+                look=Look(look["cmap"], look["alpha"]),
             )
         if self.probs is None and not out.layer:
             raise EngineError("the image's class probabilities are still being computed: try again")
         target = saliency_subject(out.target, self.probs, self.state.class_names, out.layer)
         signed = look["style"] == "signed"  # as the raw export and `export saliency --map-style` draw it
-        return saliency_figure(
-            out.photo, out.map, out.method, target, signed, name, image, look["cmap"], look["alpha"]
-        )
+        drawn = Look(look["cmap"], look["alpha"])
+        return saliency_figure(out.photo, out.map, out.method, target, signed, name, image, drawn)
 
     def export_values(self) -> np.ndarray | None:
         """The map(s) drawn over the photo, as `export cam|saliency --raw` writes them: (N, H, W) for

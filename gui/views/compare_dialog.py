@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,16 +26,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QDialog,
-    QFileDialog,
     QGridLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -48,22 +41,19 @@ from engine.attribution.commands import compare_command
 from engine.attribution.compare import ALL_METHODS, LABELS, CompareResult, check_methods, describe_step
 from engine.attribution.contract import CompareMethodsOutput, CompareMethodsParams
 from engine.errors import EngineError
-from engine.jobs import Event, Failed, Finished, Progress
+from engine.jobs import Progress
 from engine.plot.attribution import source_name
 from engine.plot.spec import FigureSpec
 from gui.views.attribution_boxes import Box, union_mask
+from gui.views.job_dialog import FAILED_COLOR, PASSED_COLOR, FigureJobDialog
 from gui.widgets.fields import info_line
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.layouts import row
-from gui.widgets.render_worker import RenderWorker
 
 __all__ = ["COLUMNS", "OWNER", "CompareDialog", "box_arg", "compare_command", "open_compare_dialog"]
 
 OWNER = "compare"  # the dialog's jobs: apart from the tab's own ("attribution")
 COLUMNS = ("Method", "Deletion ↓", "Insertion ↑", "Pointing", "Energy", "Sanity", "ρ")
-FIGURE_FILTER = "Figures (*.png *.tif *.tiff *.svg *.pdf)"
-FIGURE_SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf")
-PASSED_COLOR, FAILED_COLOR = "#3c9a4a", "#d9534f"
 
 
 def box_arg(boxes: list[Box], shape: tuple[int, int]) -> Any:
@@ -87,12 +77,6 @@ def _draw(
 
     spec = compare_figure(output.photo, output.result, output.model_name, image_name)
     return spec, figure_rgb(spec), output
-
-
-def _write(path: Path, spec: FigureSpec, settings: dict[str, Any], overwrite: bool) -> list[Path]:
-    from engine.plot import write_figure
-
-    return list(write_figure(path, spec, settings, overwrite=overwrite))
 
 
 class _Cell(QTableWidgetItem):
@@ -144,24 +128,17 @@ def _cells(row_: Any) -> list[_Cell]:
     return cells
 
 
-class CompareDialog(QDialog):
+class CompareDialog(FigureJobDialog):
     """Attribution methods compared on the Attribution tab's image (see the module docstring)."""
 
+    OWNER = OWNER
+    SAVE_TITLE = "Export method comparison"
+    draw = staticmethod(_draw)
+    output: CompareMethodsOutput | None  # the shown comparison's answer (self.asked: what it was asked with)
+
     def __init__(self, view: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent if parent is not None else view)
-        self.setWindowTitle("Compare attribution methods")
-        self.setModal(False)
-        self.view, self.client, self.state = view, view.client, view.state
-        self.ask: Callable[[str], bool] = self._ask_user  # tests replace it
-        self.asked: dict[str, Any] = {}  # what the running / shown comparison was asked with
+        super().__init__(view, parent, "Compare attribution methods")
         self.params: CompareMethodsParams | None = None
-        self.job_id: int | None = None
-        self.running = False
-        self.output: CompareMethodsOutput | None = None  # the shown comparison's answer
-        self.spec: FigureSpec | None = None  # ... its figure
-        self.figure: np.ndarray | None = None  # ... and that figure's pixels
-        self.written: list[Path] = []  # the last export's files
-        self._shown: dict[str, Any] = {}  # self.asked of the shown comparison
 
         self.subject = info_line("")
         self.method_boxes: dict[str, QCheckBox] = {}
@@ -200,11 +177,8 @@ class CompareDialog(QDialog):
         self.detail.setWordWrap(True)
         self.detail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m")
+        self._make_progress("%v of %m", "Stop the comparison (between two passes)")
         self.step_label = QLabel("")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the comparison (between two passes)")
         self.note = info_line("")
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip(
@@ -213,22 +187,12 @@ class CompareDialog(QDialog):
         )
         self.close_button = QPushButton("Close")
 
-        self.progress_row = QWidget()
-        progress_layout = row((self.step_label, 1), (self.progress, 2), self.cancel_button)
-        progress_layout.setContentsMargins(0, 0, 0, 0)
-        self.progress_row.setLayout(progress_layout)
+        self._progress_row((self.step_label, 1), (self.progress, 2), self.cancel_button)
         options = row(self.sanity_box)
         options.addStretch(1)
         options.addWidget(self.run_button)
-        self.message = QLabel("")  # shown instead of the pane until a figure is drawn
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #707070; background: white")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.pane)
         self.split = QSplitter(Qt.Orientation.Horizontal)  # the figure is tall: the table beside it
-        self.split.addWidget(self.stack)
+        self.split.addWidget(self._message_stack(self.pane))
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
@@ -248,12 +212,7 @@ class CompareDialog(QDialog):
         self.resize(1180, 860)
         self.split.setSizes([560, 620])
 
-        self.renderer = RenderWorker(self)
-        self.renderer.done.connect(self._on_rendered)
-        self.renderer.failed.connect(self._on_render_failed)
-        self.writer = RenderWorker(self)  # exports: the figure is composed again off the main thread
-        self.writer.done.connect(self._on_written)
-        self.writer.failed.connect(lambda message: self._say(message.splitlines()[0], error=True))
+        self._make_workers()
         for box in self.method_boxes.values():
             box.toggled.connect(self._update_run)
         self.run_button.clicked.connect(self.start)
@@ -261,8 +220,6 @@ class CompareDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(self.export)
         self.close_button.clicked.connect(self.close)
-        for signal in (self.client.finished, self.client.failed, self.client.progress):
-            signal.connect(self._on_event)
         self._set_running(False)
         self._blank("no comparison yet")
 
@@ -314,66 +271,30 @@ class CompareDialog(QDialog):
         }
         self.params = params
         self.subject.setText(self._subject_text(params))
-        self.job_id = self.client.submit(params.request(OWNER))
-        self.output, self.spec, self.figure = None, None, None  # a new comparison: the old one goes
-        self.renderer.cancel()
-        self.table.setRowCount(0)
         self.detail.setText("")
-        self.progress.setRange(0, 0)  # busy until the first Progress says how many stages
         self.step_label.setText(describe_step(params.methods, params.sanity, 0))
-        self._set_running(True)
-        self._blank("computing each method's map and scores…")
-        self._say(f"comparing {len(params.methods)} methods…")
+        self._begin(
+            params, "computing each method's map and scores…", f"comparing {len(params.methods)} methods…"
+        )
 
-    def cancel(self) -> None:
-        """Stop the running comparison."""
-        if self.job_id is not None and self.running:
-            self.client.cancel(self.job_id)
-            self._say("cancelling…")
+    def _on_progress(self, event: Progress) -> None:
+        super()._on_progress(event)
+        if event.message:
+            self.step_label.setText(str(event.message))
 
-    def _on_event(self, event: Event) -> None:
-        if self.job_id is None or event.job_id != self.job_id:
-            return
-        if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, int(event.total))
-                self.progress.setValue(int(event.step))
-            if event.message:
-                self.step_label.setText(str(event.message))
-            return
-        self._set_running(False)
-        if isinstance(event, Failed):
-            self._say(event.message, error=True)
-            self._blank(event.message.splitlines()[0] if event.message else "failed")
-            return
-        if isinstance(event, Finished) and event.reason == "done":
-            self.output = event.result
-            self._shown = dict(self.asked)
-            self._fill_table(self.output.result)
-            self._say("drawing the figure…")
-            self.renderer.render(_draw, self.output, source_name(self._shown.get("image")))
-        elif isinstance(event, Finished):
-            self._say("cancelled")
-            self._blank("cancelled: press Compare to run it again")
+    def _on_cancelled(self) -> None:
+        self._say("cancelled")
+        self._blank("cancelled: press Compare to run it again")
 
-    def _on_rendered(self, out: tuple[FigureSpec, np.ndarray, CompareMethodsOutput]) -> None:
-        spec, pixels, source = out
-        if source is not self.output:
-            return  # a newer comparison is being drawn
-        self.spec, self.figure = spec, pixels
-        self.pane.set_image(pixels)
-        self.stack.setCurrentWidget(self.pane)
-        self.export_button.setEnabled(True)
-        res = source.result
+    def _show_result(self, output: CompareMethodsOutput) -> None:
+        self._fill_table(output.result)
+
+    def _rendered_text(self, output: CompareMethodsOutput) -> str:
+        res = output.result
         passed = sum(1 for r in res.rows if r.sanity_passed)
         checked = sum(1 for r in res.rows if r.sanity_passed is not None)
         sanity = f"; {passed} of {checked} pass the sanity check" if res.sanity else ""
-        self._say(f"{len(res.rows)} methods explaining {self._class_text(res)}{sanity}")
-
-    def _on_render_failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "cannot draw the figure"
-        self._blank(first)
-        self._say(first, error=True)
+        return f"{len(res.rows)} methods explaining {self._class_text(res)}{sanity}"
 
     def _fill_table(self, result: CompareResult) -> None:
         self.table.setSortingEnabled(False)
@@ -439,31 +360,8 @@ class CompareDialog(QDialog):
             f"{self.asked.get('model_name')}"
         )
 
-    def _blank(self, message: str) -> None:
-        """No figure: `message` in the middle of where it goes."""
-        self.pane.clear_image("")
-        self.message.setText(message)
-        self.stack.setCurrentWidget(self.message)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.note.setText(text)
-        self.note.setStyleSheet(f"color: {FAILED_COLOR}" if error else "")
-
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.progress_row.setVisible(running)
-        self.cancel_button.setEnabled(running)
-        self.export_button.setEnabled(not running and self.spec is not None)
-
-    def _clear(self, message: str) -> None:
-        if self.running and self.job_id is not None:
-            self.client.cancel(self.job_id)
-        self.job_id, self.output, self.spec, self.figure = None, None, None, None
-        self.renderer.cancel()
-        self._set_running(False)
+    def _forget(self) -> None:
         self.table.setRowCount(0)
-        self._blank(message)
-        self._say(message)
 
     # ----- export ---------------------------------------------------------------------
     def export_settings(self, path: str | os.PathLike) -> dict[str, Any]:
@@ -490,61 +388,8 @@ class CompareDialog(QDialog):
             settings["command_note"] = str(exc)
         return settings
 
-    def export(self) -> None:
-        """Ask for a file, then write the figure and its sidecar."""
-        if self.spec is None:
-            return
-        default = os.path.join(str(Path.home()), "compare_methods.png")
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export method comparison",
-            default,
-            FIGURE_FILTER,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        if path:
-            self.export_to(path)
-
-    def export_to(self, path: str | os.PathLike) -> bool:
-        """Write the shown figure at `path` (.png unless a figure suffix is given) off the main thread,
-        asking before replacing a file. True when the write started (self.written when done)."""
-        if self.spec is None:
-            self._say("no figure to export yet", error=True)
-            return False
-        path = Path(path)
-        if path.suffix.lower() not in FIGURE_SUFFIXES:
-            path = path.with_name(path.name + ".png")
-        sidecar = path.with_name(path.name + ".json")
-        overwrite = False
-        if path.exists() or sidecar.exists():
-            if not self.ask(f"{path if path.exists() else sidecar} exists.\n\nOverwrite it?"):
-                return False
-            overwrite = True
-        self.written = []
-        self._say(f"writing {path.name}…")
-        self.writer.render(_write, path, self.spec, self.export_settings(path), overwrite)
-        return True
-
-    def _on_written(self, written: list[Path]) -> None:
-        self.written = list(written)
-        self._say("wrote " + ", ".join(str(p) for p in written))
-
-    def _ask_user(self, question: str) -> bool:
-        window = self.view.window()
-        ask = getattr(window, "ask", None)
-        if callable(ask):
-            return bool(ask(question))
-        answer = QMessageBox.question(self, "Export method comparison", question)
-        return answer == QMessageBox.StandardButton.Yes
-
-    # ----- closing --------------------------------------------------------------------
-    def done(self, result: int) -> None:  # noqa: D102 - QDialog's
-        self.cancel()
-        super().done(result)
-
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
-        self.cancel()
-        super().closeEvent(event)
+    def _export_name(self) -> str:
+        return "compare_methods.png"
 
 
 def open_compare_dialog(view: Any) -> CompareDialog:

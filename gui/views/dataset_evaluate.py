@@ -20,7 +20,6 @@ import argparse
 import io
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QGridLayout,
     QHeaderView,
     QInputDialog,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -55,7 +50,7 @@ from engine.attribution.evaluate_jobs import EvaluateParams
 from engine.attribution.methods import CAM_METHODS
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.errors import EngineError
-from engine.jobs import Event, Failed, Finished, Progress
+from gui.views.job_dialog import JobDialog
 from gui.widgets.fields import info_line
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.layouts import row
@@ -68,7 +63,6 @@ COLUMNS = ("method", "mapping", "images", "pointing %", "energy %", "deletion AU
 SANITY_COLUMN = "sanity %"
 DEFAULT_METHODS = ("gradcam", "gradcam++")
 SHAPES_COUNT = 100
-FAILED_COLOR = "#d9534f"
 
 
 def folder_of(source: str) -> Path | None:
@@ -105,24 +99,20 @@ def _number_item(value: float | None, scale: float, digits: int) -> QTableWidget
     return item
 
 
-class EvaluateDialog(QDialog):
+class EvaluateDialog(JobDialog):
     """CAM methods scored over the Dataset tab's folder against its boxes (see the module docstring)."""
 
+    OWNER = OWNER
+    SAVE_TITLE = "Save evaluation"
+
     def __init__(self, view: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent if parent is not None else view)
-        self.setWindowTitle("Evaluate CAM methods against the folder's boxes")
-        self.setModal(False)
-        self.view, self.client, self.state = view, view.client, view.state
-        self.ask: Callable[[str], bool] = self._ask_user  # tests replace it
+        super().__init__(view, parent, "Evaluate CAM methods against the folder's boxes")
         self.folder: Path | None = None  # the folder evaluated
-        self.job_id: int | None = None
-        self.running = False
         self.params: EvaluateParams | None = None  # the running / shown evaluation's request
         self.result: EvaluationResult | None = None
         self.chart: np.ndarray | None = None  # the shown result's bar chart pixels
-        self.written: list[Path] = []  # the last Save CSV's files
         self._asked: dict[str, Any] = {}  # the model the running evaluation was asked on
-        self._shown: dict[str, Any] = {}  # ... and the shown one's, with its params
+        # self._shown: the shown one's, with its params; self.written: the last Save CSV's files
 
         self.subject = QLabel("")
         self.subject.setWordWrap(True)
@@ -160,10 +150,7 @@ class EvaluateDialog(QDialog):
         self.steps_box.setValue(16)
         self.steps_box.setToolTip("Deletion / insertion steps")
         self.run_button = QPushButton("Evaluate")
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m images")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the evaluation (between two images)")
+        self._make_progress("%v of %m images", "Stop the evaluation (between two images)")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -175,12 +162,7 @@ class EvaluateDialog(QDialog):
         self.pane = ImagePane()
         self.pane.setMinimumSize(360, 180)
         self.pane.setBackground("w")  # the chart's own paper white around it
-        self.message = QLabel("")  # shown instead of the chart until one is drawn
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setStyleSheet("color: #707070; background: white")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.pane)
+        self._message_stack(self.pane, wrap=False)  # self.message instead of the chart until one is drawn
         self.problems_toggle = QToolButton()
         self.problems_toggle.setCheckable(True)
         self.problems_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -210,8 +192,6 @@ class EvaluateDialog(QDialog):
         self.problems_toggle.toggled.connect(self._toggle_problems)
         self.save_button.clicked.connect(self.save)
         self.close_button.clicked.connect(self.close)
-        for signal in (self.client.finished, self.client.failed, self.client.progress):
-            signal.connect(self._on_event)
         self._set_running(False)
         self._show_problems(())
 
@@ -230,10 +210,7 @@ class EvaluateDialog(QDialog):
         )  # fmt: skip
         numbers.addStretch(1)
         numbers.addWidget(self.run_button)
-        self.progress_row = QWidget()
-        progress_layout = row((self.progress, 1), self.cancel_button)
-        progress_layout.setContentsMargins(0, 0, 0, 0)
-        self.progress_row.setLayout(progress_layout)
+        self._progress_row((self.progress, 1), self.cancel_button)
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(self.table)
         self.split.addWidget(self.stack)
@@ -331,7 +308,7 @@ class EvaluateDialog(QDialog):
         self.params = params
         model = self.state.model
         self._asked = {"model": model.spec, "model_name": model.name, "scaling": model.scaling}
-        self.job_id = self.client.submit(params.request(OWNER))
+        self._submit(params)
         self.result, self.chart = None, None  # a new evaluation: the old one goes
         self.renderer.cancel()
         self.table.setRowCount(0)
@@ -341,28 +318,15 @@ class EvaluateDialog(QDialog):
         self._set_running(True)
         self._say(f"scoring {', '.join(params.methods)} × {', '.join(params.mappings)}…")
 
-    def cancel(self) -> None:
-        """Stop the running evaluation (between two images)."""
-        if self.job_id is not None and self.running:
-            self.client.cancel(self.job_id)
-            self._say("cancelling…")
+    def _on_failed(self, message: str) -> None:
+        self._say(message.splitlines()[0] if message else "failed", error=True)
 
-    def _on_event(self, event: Event) -> None:
-        if self.job_id is None or event.job_id != self.job_id:
-            return
-        if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, int(event.total))
-                self.progress.setValue(int(event.step))
-            return
-        self._set_running(False)
-        if isinstance(event, Failed):
-            self._say(event.message.splitlines()[0] if event.message else "failed", error=True)
-        elif isinstance(event, Finished) and event.reason == "done":
-            self._show(event.result)
-        elif isinstance(event, Finished):
-            self._say("cancelled: Evaluate to run it again")
-            self._blank("cancelled")
+    def _on_done(self, result: EvaluationResult) -> None:
+        self._show(result)
+
+    def _on_cancelled(self) -> None:
+        self._say("cancelled: Evaluate to run it again")
+        self._blank("cancelled")
 
     def _show(self, result: EvaluationResult) -> None:
         self.result, self.chart = result, None
@@ -425,11 +389,6 @@ class EvaluateDialog(QDialog):
         self.pane.set_image(pixels)
         self.stack.setCurrentWidget(self.pane)
 
-    def _blank(self, message: str) -> None:
-        """No chart: `message` where it goes."""
-        self.message.setText(message)
-        self.stack.setCurrentWidget(self.message)
-
     def _on_worked(self, out: Any) -> None:
         if isinstance(out, Path):  # a shapes folder
             self.generate_button.setEnabled(True)
@@ -470,10 +429,7 @@ class EvaluateDialog(QDialog):
         """Ask for a .csv file, then write it, the chart and their sidecars."""
         if self.result is None:
             return
-        default = os.path.join(str(Path.home()), "evaluate_cam.csv")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save evaluation", default, "CSV (*.csv)", options=QFileDialog.Option.DontConfirmOverwrite
-        )
+        path = self._ask_save_path("evaluate_cam.csv", "CSV (*.csv)")
         if path:
             self.save_to(path)
 
@@ -488,29 +444,16 @@ class EvaluateDialog(QDialog):
             path = path.with_name(path.name + ".csv")
         files = [path, path.with_suffix(".png")]
         files += [f.with_name(f.name + ".json") for f in files]
-        existing = [f for f in files if f.exists()]
-        overwrite = False
-        if existing:
-            if not self.ask(f"{existing[0]} exists.\n\nOverwrite it?"):
-                return False
-            overwrite = True
+        overwrite = self._may_replace(files)
+        if overwrite is None:
+            return False
         title = chart_title(self._shown["model_name"], str(self._shown["params"].source), self.result)
         self.written = []
         self._say(f"writing {path.name}…")
         self.worker.render(write_results, path, self.result, self.command(path), title, overwrite)
         return True
 
-    def _ask_user(self, question: str) -> bool:
-        ask = getattr(self.view.window(), "ask", None)
-        if callable(ask):
-            return bool(ask(question))
-        return QMessageBox.question(self, "Save evaluation", question) == QMessageBox.StandardButton.Yes
-
     # ----- state ----------------------------------------------------------------------
-    def _say(self, text: str, error: bool = False) -> None:
-        self.note.setText(text)
-        self.note.setStyleSheet(f"color: {FAILED_COLOR}" if error else "")
-
     def _set_running(self, running: bool) -> None:
         self.running = running
         self.progress_row.setVisible(running)
@@ -518,14 +461,6 @@ class EvaluateDialog(QDialog):
         self.run_button.setEnabled(self.folder is not None and self.state.model is not None)
         self.save_button.setEnabled(not running and self.result is not None)
         self.generate_button.setVisible(self.folder is None or folder_of(self.view.source) is None)
-
-    def done(self, result: int) -> None:  # noqa: D102 - QDialog's
-        self.cancel()
-        super().done(result)
-
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
-        self.cancel()
-        super().closeEvent(event)
 
 
 def open_evaluate_dialog(view: Any) -> EvaluateDialog:

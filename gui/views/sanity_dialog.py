@@ -17,37 +17,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDialog,
-    QFileDialog,
-    QLabel,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.attribution.commands import sanity_command
 from engine.attribution.contract import CamParams, SaliencyParams, SanityOutput, SanityParams
 from engine.errors import EngineError
-from engine.jobs import Event, Failed, Finished, Progress
 from engine.plot.attribution import source_name
 from engine.plot.sanity import method_label
 from engine.plot.spec import FigureSpec
+from gui.views.job_dialog import FAILED_COLOR, PASSED_COLOR, FigureJobDialog
 from gui.widgets.fields import info_line
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.layouts import row
-from gui.widgets.render_worker import RenderWorker
 
 __all__ = ["OWNER", "ORDERS", "SanityDialog", "open_sanity_dialog", "sanity_command"]
 
@@ -56,9 +42,6 @@ ORDERS = (
     ("cascade: top layers first, cumulatively", "cascade"),
     ("independent: one layer at a time", "independent"),
 )
-FIGURE_FILTER = "Figures (*.png *.tif *.tiff *.svg *.pdf)"
-FIGURE_SUFFIXES = (".png", ".tif", ".tiff", ".svg", ".pdf")
-PASSED_COLOR, FAILED_COLOR = "#3c9a4a", "#d9534f"
 
 
 def sanity_params(asked: CamParams | SaliencyParams, order: str, seed: int = 0) -> SanityParams:
@@ -90,29 +73,16 @@ def _draw(output: SanityOutput, image_name: str) -> tuple[FigureSpec, np.ndarray
     return spec, figure_rgb(spec), output
 
 
-def _write(path: Path, spec: FigureSpec, settings: dict[str, Any], overwrite: bool) -> list[Path]:
-    from engine.plot import write_figure
-
-    return list(write_figure(path, spec, settings, overwrite=overwrite))
-
-
-class SanityDialog(QDialog):
+class SanityDialog(FigureJobDialog):
     """The model-randomization sanity check of the Attribution tab's map (see the module docstring)."""
 
+    OWNER = OWNER
+    SAVE_TITLE = "Export sanity check"
+    draw = staticmethod(_draw)
+    output: SanityOutput | None  # the shown check's answer (self.asked: what it was asked with)
+
     def __init__(self, view: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent if parent is not None else view)
-        self.setWindowTitle("Sanity check: does the map depend on the weights?")
-        self.setModal(False)
-        self.view, self.client, self.state = view, view.client, view.state
-        self.ask: Callable[[str], bool] = self._ask_user  # tests replace it
-        self.asked: dict[str, Any] = {}  # what the running / shown check was asked with
-        self.job_id: int | None = None
-        self.running = False
-        self.output: SanityOutput | None = None  # the shown check's answer
-        self.spec: FigureSpec | None = None  # ... its figure
-        self.figure: np.ndarray | None = None  # ... and that figure's pixels
-        self.written: list[Path] = []  # the last export's files
-        self._shown: dict[str, Any] = {}  # self.asked of the shown check
+        super().__init__(view, parent, "Sanity check: does the map depend on the weights?")
         self._verdict_plain = ""
 
         self.subject = info_line("")
@@ -134,10 +104,7 @@ class SanityDialog(QDialog):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m maps done")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the check (between two maps)")
+        self._make_progress("%v of %m maps done", "Stop the check (between two maps)")
         self.note = info_line("")
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip(
@@ -145,10 +112,7 @@ class SanityDialog(QDialog):
             "`python main.py export sanity` command that writes it again"
         )
         self.close_button = QPushButton("Close")
-        self.progress_row = QWidget()
-        progress_layout = row(self.progress, self.cancel_button)
-        progress_layout.setContentsMargins(0, 0, 0, 0)
-        self.progress_row.setLayout(progress_layout)
+        self._progress_row(self.progress, self.cancel_button)
         options = row(QLabel("Order"), self.order_box)
         options.addStretch(1)
         options.addWidget(self.again_button)
@@ -156,32 +120,18 @@ class SanityDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.subject)
         layout.addLayout(options)
-        self.message = QLabel("")  # shown instead of the pane until a figure is drawn
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #707070; background: white")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.pane)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self._message_stack(self.pane), 1)
         layout.addWidget(self.verdict)
         layout.addWidget(self.progress_row)
         layout.addLayout(buttons)
         self.resize(880, 780)
 
-        self.renderer = RenderWorker(self)
-        self.renderer.done.connect(self._on_rendered)
-        self.renderer.failed.connect(self._on_render_failed)
-        self.writer = RenderWorker(self)  # exports: the figure is composed again off the main thread
-        self.writer.done.connect(self._on_written)
-        self.writer.failed.connect(lambda message: self._say(message.splitlines()[0], error=True))
+        self._make_workers()
         self.order_box.currentIndexChanged.connect(self._order_changed)
         self.again_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(self.export)
         self.close_button.clicked.connect(self.close)
-        for signal in (self.client.finished, self.client.failed, self.client.progress):
-            signal.connect(self._on_event)
         self._set_running(False)
         self._blank("no check yet")
 
@@ -229,59 +179,21 @@ class SanityDialog(QDialog):
             "seed": params.seed,
         }
         self.subject.setText(self._subject_text())
-        self.job_id = self.client.submit(params.request(OWNER))
-        self.output, self.spec, self.figure = None, None, None  # a new check: the old one goes
-        self.renderer.cancel()
-        self.verdict.setText("")
-        self._verdict_plain = ""
-        self.progress.setRange(0, 0)  # busy until the first Progress says how many maps
-        self._set_running(True)
-        self._blank("recomputing the map after each re-initialization…")
-        self._say(f"checking {method_label(params.method)} ({params.order})…")
+        self._begin(
+            params,
+            "recomputing the map after each re-initialization…",
+            f"checking {method_label(params.method)} ({params.order})…",
+        )
 
-    def cancel(self) -> None:
-        """Stop the running check."""
-        if self.job_id is not None and self.running:
-            self.client.cancel(self.job_id)
-            self._say("cancelling…")
+    def _on_cancelled(self) -> None:
+        self._say("cancelled")
+        self._blank("cancelled: Check again to run it")
 
-    def _on_event(self, event: Event) -> None:
-        if self.job_id is None or event.job_id != self.job_id:
-            return
-        if isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, int(event.total))
-                self.progress.setValue(int(event.step))
-            return
-        self._set_running(False)
-        if isinstance(event, Failed):
-            self._say(event.message, error=True)
-            self._blank(event.message.splitlines()[0] if event.message else "failed")
-            return
-        if isinstance(event, Finished) and event.reason == "done":
-            self.output = event.result
-            self._shown = dict(self.asked)
-            self._show_verdict(self.output)
-            self._say("drawing the figure…")
-            self.renderer.render(_draw, self.output, source_name(self._shown.get("image")))
-        elif isinstance(event, Finished):
-            self._say("cancelled")
-            self._blank("cancelled: Check again to run it")
+    def _show_result(self, output: SanityOutput) -> None:
+        self._show_verdict(output)
 
-    def _on_rendered(self, out: tuple[FigureSpec, np.ndarray, SanityOutput]) -> None:
-        spec, pixels, source = out
-        if source is not self.output:
-            return  # a newer check is being drawn
-        self.spec, self.figure = spec, pixels
-        self.pane.set_image(pixels)
-        self.stack.setCurrentWidget(self.pane)
-        self.export_button.setEnabled(True)
-        self._say(f"{len(source.result.steps)} maps: the trained model's, then one per re-initialized layer")
-
-    def _on_render_failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "cannot draw the figure"
-        self._blank(first)
-        self._say(first, error=True)
+    def _rendered_text(self, output: SanityOutput) -> str:
+        return f"{len(output.result.steps)} maps: the trained model's, then one per re-initialized layer"
 
     # ----- text -----------------------------------------------------------------------
     def _subject_text(self) -> str:
@@ -321,32 +233,9 @@ class SanityDialog(QDialog):
         """The verdict as plain text ("" before the first check)."""
         return self._verdict_plain if self.output is not None else ""
 
-    def _blank(self, message: str) -> None:
-        """No figure: `message` in the middle of where it goes."""
-        self.pane.clear_image("")
-        self.message.setText(message)
-        self.stack.setCurrentWidget(self.message)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.note.setText(text)
-        self.note.setStyleSheet(f"color: {FAILED_COLOR}" if error else "")
-
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.progress_row.setVisible(running)
-        self.cancel_button.setEnabled(running)
-        self.export_button.setEnabled(not running and self.spec is not None)
-
-    def _clear(self, message: str) -> None:
-        if self.running and self.job_id is not None:
-            self.client.cancel(self.job_id)
-        self.job_id, self.output, self.spec, self.figure = None, None, None, None
-        self.renderer.cancel()
-        self._set_running(False)
-        self._blank(message)
+    def _forget(self) -> None:
         self.verdict.setText("")
         self._verdict_plain = ""
-        self._say(message)
 
     # ----- export ---------------------------------------------------------------------
     def export_settings(self, path: str | os.PathLike) -> dict[str, Any]:
@@ -372,61 +261,8 @@ class SanityDialog(QDialog):
             pass  # e.g. an image without a path: nothing to name on a command line
         return settings
 
-    def export(self) -> None:
-        """Ask for a file, then write the figure and its sidecar."""
-        if self.spec is None:
-            return
-        default = os.path.join(str(Path.home()), f"sanity_{self._shown.get('method', 'map')}.png")
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export sanity check",
-            default,
-            FIGURE_FILTER,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        if path:
-            self.export_to(path)
-
-    def export_to(self, path: str | os.PathLike) -> bool:
-        """Write the shown figure at `path` (.png unless a figure suffix is given) off the main thread,
-        asking before replacing a file. True when the write started (self.written when done)."""
-        if self.spec is None:
-            self._say("no figure to export yet", error=True)
-            return False
-        path = Path(path)
-        if path.suffix.lower() not in FIGURE_SUFFIXES:
-            path = path.with_name(path.name + ".png")
-        sidecar = path.with_name(path.name + ".json")
-        overwrite = False
-        if path.exists() or sidecar.exists():
-            if not self.ask(f"{path if path.exists() else sidecar} exists.\n\nOverwrite it?"):
-                return False
-            overwrite = True
-        self.written = []
-        self._say(f"writing {path.name}…")
-        self.writer.render(_write, path, self.spec, self.export_settings(path), overwrite)
-        return True
-
-    def _on_written(self, written: list[Path]) -> None:
-        self.written = list(written)
-        self._say("wrote " + ", ".join(str(p) for p in written))
-
-    def _ask_user(self, question: str) -> bool:
-        window = self.view.window()
-        ask = getattr(window, "ask", None)
-        if callable(ask):
-            return bool(ask(question))
-        answer = QMessageBox.question(self, "Export sanity check", question)
-        return answer == QMessageBox.StandardButton.Yes
-
-    # ----- closing --------------------------------------------------------------------
-    def done(self, result: int) -> None:  # noqa: D102 - QDialog's
-        self.cancel()
-        super().done(result)
-
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
-        self.cancel()
-        super().closeEvent(event)
+    def _export_name(self) -> str:
+        return f"sanity_{self._shown.get('method', 'map')}.png"
 
 
 def open_sanity_dialog(view: Any) -> SanityDialog:

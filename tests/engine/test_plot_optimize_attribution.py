@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from engine.attribution.cam import CamResult
-from engine.plot.attribution import cam_figure, prob, saliency_figure, source_name
+from engine.plot.attribution import Look, cam_figure, prob, saliency_figure, source_name
 from engine.plot.optimize import dream_figure, maximize_figure
 
 RNG = np.random.default_rng(0)
@@ -123,7 +123,7 @@ def test_saliency_figure_signed_is_diverging_around_zero_and_unsigned_spans_the_
         "overlay",
         "signed map",
     ]
-    plain = saliency_figure(PHOTO, np.abs(smap), "gradient", "dog (1)", False, cmap="magma")
+    plain = saliency_figure(PHOTO, np.abs(smap), "gradient", "dog (1)", False, look=Look("magma"))
     assert plain.colorbar.cmap == "magma"
     assert (plain.colorbar.vmin, plain.colorbar.vmax) == pytest.approx((float(np.abs(smap).min()), 0.3))
     _png(signed)

@@ -129,16 +129,9 @@ def test_button_runs_the_comparison_with_table_and_figure(view):
 def test_cancel_stops_a_run(view):
     view.compare_methods_button.click()  # all eight methods with the sanity check: slow
     dialog = view.compare_dialog
-    assert dialog.methods == (
-        "gradcam",
-        "gradcam++",
-        "layercam",
-        "scorecam",
-        "eigencam",
-        "gradient",
-        "smoothgrad",
-        "integrated",
-    )
+    from engine.attribution.compare import ALL_METHODS
+
+    assert dialog.methods == ALL_METHODS  # all eight, in the figure's order
     assert dialog.running and dialog.cancel_button.isEnabled() and dialog.progress_row.isVisible()
     job = dialog.job_id
     ended: list = []
