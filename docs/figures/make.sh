@@ -17,3 +17,5 @@ src="builtin:shapes?n=1000&seed=1234"
 run topk --model $m --source "$src" --layer conv4 --channel 0..7 --page units --out $out/topk_units.png
 run topk --model $m --source "$src" --layer conv4 --page classes --out $out/topk_classes.png
 run topk --model $m --source "$src" --layer conv4 --page images --out $out/topk_images.png
+run sanity --model $m --image $star --method gradcam --out $out/sanity.png
+run compare --model $m --image $star --out $out/compare.png
