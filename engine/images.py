@@ -253,6 +253,12 @@ def _decode(data: Any, name: str) -> np.ndarray:
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Encoded image bytes (read from anywhere: a cluster filesystem, an archive) as load_image
+    returns them; messages name the image `name`."""
+    return _decode(io.BytesIO(bytes(data)), name)
+
+
 def load_image(source: ImageSource) -> np.ndarray:
     """Load an image as float32 (H, W, C) in [0, 1]; C is 1 (grey) or 3 (colour).
 
@@ -262,7 +268,7 @@ def load_image(source: ImageSource) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return array_to_image(source)
     if isinstance(source, bytes | bytearray):
-        return _decode(io.BytesIO(bytes(source)), "image data")
+        return decode_image(source, "image data")
     text = os.fspath(source)
     if text.startswith("builtin:"):
         path = sample_path(text.split(":", 1)[1])

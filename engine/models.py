@@ -135,6 +135,7 @@ class ModelHandle:
         self.spec = spec
         self.scaling = check_scaling(scaling)
         self.opaque = opaque
+        self.trusted = False  # load_model sets it: whether the file was loaded with trust=True
         self.input_shape: tuple[int, int, int] = (h or 224, w or 224, c or 3)
         self.flat_input = keras.Input(shape=self.input_shape, name="convscope_input")
         self._taps: dict[str, Any] = {}
@@ -452,7 +453,7 @@ def load_model(spec: str | os.PathLike, trust: bool = False, scaling: str | None
     else:
         scaling = remembered_scaling(path) or "unit"
     class_names = _sidecar_class_names(path)
-    return ModelHandle(
+    handle = ModelHandle(
         model,
         name=path.stem if path.is_file() else path.name,
         spec=str(path),
@@ -460,6 +461,8 @@ def load_model(spec: str | os.PathLike, trust: bool = False, scaling: str | None
         class_names=class_names,
         opaque=path.is_dir() and len(model.layers) <= 2,
     )
+    handle.trusted = bool(trust)
+    return handle
 
 
 def _sidecar_class_names(path: Path) -> list[str] | None:

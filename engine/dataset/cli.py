@@ -5,6 +5,7 @@
     ... --page classes --heatmap zscore --stat mean     # the Classes page's heatmap
     ... --page images --first 0 --count 8                # the Images page: images beside their maps
     ... --raw                                            # the page as the GUI draws it, plus FILE.npy
+    ... --ray [ADDRESS] [--workers N]                    # the same scan on Ray (same answer)
 
 --page units (the default): each unit's top-k crops (the input under the receptive field of the
 cell where it peaked; whole images for a dense layer). The figure (PNG, TIFF, SVG or PDF) is
@@ -13,13 +14,17 @@ page as engine.dataset.figures draws it in the GUI, bit for bit, with FILE.npy o
 shows (the top values per unit, the class x unit matrix, or the maps). The GUI's export sidecar
 names this command (topk_command). The scan uses the same disk cache as the GUI, so a repeated
 export is instant; the report lines say how many images were scanned, how fast, and which files
-were skipped.
+were skipped. --ray runs the batches on a Ray cluster (engine.dataset.cluster): an embedded
+one on this machine, or the one at ADDRESS; the PNG and the sidecar are the local scan's.
+Progress shows on stderr when it is a terminal (--progress: also when it is not).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,6 +78,27 @@ def topk_command(
         parts += ["--first", str(first), "--count", str(count)]
     parts += ["--raw"] if raw else list(figure)
     return " ".join(_quote(p) for p in [*parts, "--out", out])
+
+
+def progress_printer(force: bool = False) -> Callable[[Any], None] | None:
+    """A Progress callback that keeps one live line on a terminal's stderr (a line every 5 s with
+    force on a non-terminal); None when stderr is not a terminal and force is off."""
+    tty = sys.stderr.isatty()
+    if not (tty or force):
+        return None
+    last = [0.0]
+
+    def show(event: Any) -> None:
+        now = time.monotonic()
+        final = event.total and event.step >= event.total
+        if not tty and now - last[0] < 5.0 and not final:
+            return
+        last[0] = now
+        text = f"scan: {event.message}"
+        line = f"\r{text:<79}" if tty else text
+        print(line, end="\n" if final or not tty else "", file=sys.stderr, flush=True)
+
+    return show
 
 
 def parse_units(text: str | None, units: int) -> list[int] | None:
@@ -129,6 +155,23 @@ def _topk_options(p: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=None, help="images per batch (default: from the layer size)"
     )
     p.add_argument("--no-cache", action="store_true", help="scan again even if a cached result exists")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the scan on Ray: alone, an embedded cluster on this machine; with ADDRESS "
+        "('auto', 'host:port' or 'ray://host:port') the cluster there (needs the cluster extra)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="with --ray: model replicas (default: one per CPU)"
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="print scan progress on stderr even when it is not a terminal (a terminal always gets it)",
+    )
     _out_args(p)
 
 
@@ -193,7 +236,22 @@ def _export_topk(args: argparse.Namespace) -> Produced:
         units = selected_units(h, args)
     else:
         units = parse_units(args.units, int(shape[-1] or 0)) if shape else None
-    result = scan(h, args.source, path, args.k, batch_size=args.batch_size, cache=not args.no_cache)
+    if args.workers is not None and (args.workers < 1 or args.ray is None):
+        raise CliError("--workers needs --ray and must be at least 1")
+    runner = (
+        {} if args.ray is None else {"runner": "ray", "address": None if args.ray == "local" else args.ray}
+    )
+    result = scan(
+        h,
+        args.source,
+        path,
+        args.k,
+        batch_size=args.batch_size,
+        cache=not args.no_cache,
+        progress=progress_printer(args.progress),
+        workers=args.workers,
+        **runner,
+    )
     image, values, figure, page_settings = _page_figure(args, h, result, units)
     settings = {
         "view": "topk",

@@ -58,6 +58,9 @@ class ScanParams(JobParams):
     cache: bool = True
     resume: bool = True
     cache_only: bool = False
+    runner: str = "local"  # "local" (this process) or "ray" (engine.dataset.cluster)
+    address: str | None = None  # ray: None starts a local cluster; "auto" or "ray://host:port" joins one
+    workers: int | None = None  # ray: model replicas (actors); None: one per CPU the cluster has
     model: str | None = None
 
 

@@ -5,7 +5,8 @@ params with the frozen dataclass of engine.dataset.contract, where the defaults 
 answers with a typed result:
 
     scan          ScanParams(source, layer, k=9, batch_size=None, cache=True, resume=True,
-                  cache_only=False, model=None: the current model). Yields Progress (images done /
+                  cache_only=False, runner="local" | "ray", address=None, workers=None,
+                  model=None: the current model). Yields Progress (images done /
                   total, images/s in the message); the result is a ScanResult. Cancel checkpoints;
                   the next "scan" with the same model, layer, k and source resumes from there.
                   cache_only=True returns the cached result or None, without scanning.

@@ -15,7 +15,7 @@ import numpy as np
 from engine.dataset.sources import Source, batch_to_float, fit_for_model
 from engine.errors import ImageLoadError
 
-__all__ = ["make_dataset"]
+__all__ = ["load_rows", "make_dataset"]
 
 
 def _load_one(src: Source, shape: tuple[int, int, int]) -> Callable[[Any], tuple]:
@@ -53,15 +53,43 @@ def _load_many(src: Source, shape: tuple[int, int, int]) -> Callable[[Any], tupl
                 return x, np.asarray(labels, np.int64), np.ones(n, bool), np.array([b""] * n, dtype=object)
             except (ImageLoadError, ValueError):
                 pass
-        rows = [one(i) for i in ids]
-        return (
-            np.stack([r[0] for r in rows]),
-            np.array([r[1] for r in rows], np.int64),
-            np.array([r[2] for r in rows], bool),
-            np.array([r[3] for r in rows], dtype=object),
-        )
+        return _stack([one(i) for i in ids], shape)
 
     return load
+
+
+def _stack(
+    rows: list[tuple], shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of _load_one as (x (B, H, W, C), labels, ok, messages)."""
+    if not rows:
+        return (
+            np.zeros((0, *shape), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, bool),
+            np.zeros(0, object),
+        )
+    return (
+        np.stack([r[0] for r in rows]),
+        np.array([r[1] for r in rows], np.int64),
+        np.array([r[2] for r in rows], bool),
+        np.array([r[3] for r in rows], dtype=object),
+    )
+
+
+def load_rows(
+    src: Source, shape: tuple[int, int, int], ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Images `ids` as the pipeline gives them, without TensorFlow: (x, labels, ok, messages).
+
+    The same loaders as make_dataset, so a Ray worker, or the reading of the hits' crops after
+    a scan, sees exactly the pixels the local pipeline would.
+    """
+    ids = np.asarray(ids, np.int64).reshape(-1)
+    if src.vectorized:
+        return _load_many(src, shape)(ids)
+    one = _load_one(src, shape)
+    return _stack([one(i) for i in ids], shape)
 
 
 def make_dataset(

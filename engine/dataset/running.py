@@ -43,13 +43,25 @@ class RunningTopK:
         ids = np.asarray(ids, np.int64).reshape(-1)
         b = ids.size
         c = self.values.shape[0]
-        if b == 0:
+        vals = np.asarray(values, np.float32).reshape(b, c).T
+        return self.merge(vals, np.broadcast_to(ids, (c, b)), np.asarray(pos, np.int64).reshape(b, c).T)
+
+    def merge(self, values: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Merge per-channel candidates: values, ids, pos (C, n) (another top-k, or a batch's rows).
+
+        Returns (order, fresh) as update() does: order (C, k) < k is an old slot, >= k is
+        candidate column order - k. Merging top-k lists of disjoint image sets in any grouping
+        gives the same result as one update over all images (ties go to the lower id).
+        """
+        c = self.values.shape[0]
+        n = np.shape(values)[1] if np.ndim(values) == 2 else 0
+        if n == 0:
             order = np.broadcast_to(np.arange(self.k), (c, self.k)).copy()
             return order, np.zeros((c, self.k), bool)
-        vals = np.nan_to_num(np.asarray(values, np.float32).reshape(b, c).T, nan=-np.inf)
+        vals = np.nan_to_num(np.asarray(values, np.float32), nan=-np.inf)
         cand_v = np.concatenate([self.values, vals], axis=1)
-        cand_i = np.concatenate([self.ids, np.broadcast_to(ids, (c, b))], axis=1)
-        cand_p = np.concatenate([self.pos, np.asarray(pos, np.int64).reshape(b, c).T], axis=1)
+        cand_i = np.concatenate([self.ids, np.asarray(ids, np.int64)], axis=1)
+        cand_p = np.concatenate([self.pos, np.asarray(pos, np.int64)], axis=1)
         id_key = np.where(cand_i < 0, np.iinfo(np.int64).max, cand_i)
         order = np.lexsort((id_key, -cand_v.astype(np.float64)), axis=-1)[:, : self.k]
         self.values = np.take_along_axis(cand_v, order, axis=1)

@@ -9,15 +9,21 @@ The state machine (run_scan, a generator that yields Progress and returns the Sc
     running --token.cancel()--> checkpoint, raise Cancelled
     running --end of data--> result written to the cache, checkpoint removed
 
+Every batch reduces to an engine.dataset.reduce.BatchSummary (its top-k per channel, each
+image's strongest channel, per-class moments), folded in batch order; the runner decides
+where batches run: "local" (tf.data here) or "ray" (engine.dataset.cluster, crops read for the
+hits afterwards). Both fold the same summaries, so both give the same result.
+
 What to scan and how is one frozen ScanRequest; scan_iter and scan take its fields as
 keyword arguments for scripts and tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +31,8 @@ import numpy as np
 
 from engine.common import drain
 from engine.dataset import cache as _cache
-from engine.dataset.pipeline import make_dataset
+from engine.dataset.pipeline import load_rows, make_dataset
+from engine.dataset.reduce import BatchSummary, summarize
 from engine.dataset.result import ScanResult
 from engine.dataset.running import PAD_VALUE, RunningTopK, as_uint8, extract_crop
 from engine.dataset.sources import Source, open_source
@@ -34,7 +41,7 @@ from engine.errors import Cancelled, EngineError
 from engine.jobs import CancelToken, Progress
 from engine.models import ModelHandle
 
-__all__ = ["ScanRequest", "auto_batch_size", "run_scan", "scan", "scan_iter"]
+__all__ = ["ScanRequest", "auto_batch_size", "reduce_batch", "run_scan", "scan", "scan_iter"]
 
 CROP_BUDGET = 128 * 1024 * 1024  # crops kept in the result (uint8) when they fit in this many bytes
 ACTIVATION_BUDGET = 384 * 1024 * 1024  # rough per-batch budget used to pick a batch size
@@ -49,6 +56,10 @@ class ScanRequest:
     (auto_batch_size). cache=False neither reads nor writes the result cache (checkpoints too);
     resume=False ignores a checkpoint. checkpoint_every (batches) adds checkpoints at fixed batch
     counts (tests use it). cache_only=True returns the cached result or None without scanning.
+    runner "ray" runs the batches on a Ray cluster (engine.dataset.cluster): address None starts
+    an embedded local one, "auto" or "ray://host:port" joins a running one; workers is the number
+    of model replicas (None: one per CPU). The answer is the local scan's, so the cache key
+    does not depend on the runner.
     """
 
     source: Any
@@ -61,6 +72,9 @@ class ScanRequest:
     checkpoint_every: int | None = None
     crop_budget: int = CROP_BUDGET
     cache_only: bool = False
+    runner: str = "local"
+    address: str | None = None
+    workers: int | None = None
 
 
 # ----- the model side: one compiled step per (model, layer) -----------------------------------
@@ -151,6 +165,7 @@ class _State:
         self.moments = {s: RunningMoments(len(plan.src.class_names) + 1, units) for s in STATS}
         crop = plan.crop_shape
         self.crops = np.full((units, k, *crop), PAD_VALUE, np.uint8) if crop else None
+        self.crops_stale = False  # True: crops wait for fill_crops (a Ray scan, or a checkpoint without them)
         self.skipped: list[tuple[int, str]] = []
         self.done = 0
         self.elapsed = 0.0
@@ -165,8 +180,11 @@ class _State:
         self.strongest_value = np.array(r.strongest_value)
         self.skipped = list(r.skipped)
         self.moments = {s: RunningMoments.from_state(m.state("m"), "m") for s, m in r.moments.items()}
-        if self.crops is not None and r.crops is not None and r.crops.shape == self.crops.shape:
-            self.crops = np.array(r.crops)
+        if self.crops is not None:
+            if r.crops is not None and r.crops.shape == self.crops.shape:
+                self.crops = np.array(r.crops)
+            else:
+                self.crops_stale = True
         self.done = int(r.done)
         self.elapsed = float(r.elapsed)
 
@@ -202,35 +220,29 @@ class _State:
             strongest_value=self.strongest_value,
             skipped=tuple(sorted(self.skipped)),
             moments={s: RunningMoments.from_state(m.state("m"), "m") for s, m in self.moments.items()},
-            crops=self.crops,
+            crops=None if self.crops_stale else self.crops,
             key=p.key,
             opened=p.src,
         )
 
-    def merge(self, step: Callable, ids: np.ndarray, x: np.ndarray, labels: np.ndarray) -> None:
-        """Fold one batch of good images (x in [0, 1], fitted to the model) into the state."""
-        from engine.scaling import to_model_range
+    def fold(self, s: BatchSummary, x: np.ndarray | None = None) -> None:
+        """Fold one batch's summary in, in batch order. x: the batch's fitted images in [0, 1]
+        (rows in s.ids order) to cut new hits' crops from; None marks the crops stale (a Ray
+        batch: the crops are read afterwards, for the hits only, by fill_crops)."""
+        order, fresh = self.topk.merge(s.top_values, s.top_ids, s.top_pos)
+        if x is None:
+            self.crops_stale = True
+        elif self.crops is not None and not self.crops_stale:
+            self._update_crops(order, fresh, s, x)
+        self.labels[s.ids] = s.labels
+        self.strongest_channel[s.ids] = s.strongest_channel
+        self.strongest_value[s.ids] = s.strongest_value
+        for stat, moments in s.moments.items():
+            self.moments[stat].merge(*moments)
+        self.skipped.extend(s.skipped)
+        self.done = s.end
 
-        p = self.plan
-        n_classes = len(p.src.class_names)
-        mx, pos, mean = step(np.ascontiguousarray(to_model_range(x, p.h.scaling), np.float32))
-        order, fresh = self.topk.update(ids, mx, pos)
-        if self.crops is not None:
-            self._update_crops(order, fresh, x)
-        labels = np.where((labels >= 0) & (labels < n_classes), labels, -1)
-        self.labels[ids] = labels
-        peak = np.nan_to_num(mx, nan=-np.inf)
-        best = np.argmax(peak, axis=1)
-        self.strongest_channel[ids] = best.astype(np.int32)
-        self.strongest_value[ids] = mx[np.arange(len(ids)), best]
-        everyone = np.full(len(ids), n_classes, np.int64)  # the last group holds every image
-        known = labels >= 0
-        for stat, values in (("mean", mean), ("max", mx)):
-            self.moments[stat].update(everyone, values)
-            if known.any():
-                self.moments[stat].update(labels[known], values[known])
-
-    def _update_crops(self, order: np.ndarray, fresh: np.ndarray, x: np.ndarray) -> None:
+    def _update_crops(self, order: np.ndarray, fresh: np.ndarray, s: BatchSummary, x: np.ndarray) -> None:
         """Move kept crops to their new ranks and cut crops of entries new in this batch."""
         k = self.topk.k
         moved = np.any(order != np.arange(k), axis=1)
@@ -240,15 +252,34 @@ class _State:
             self.crops[rows] = self.crops[rows[:, None], src_slot]
         if not fresh.any():
             return
-        map_w, rf = self.plan.map_w, self.plan.rf_obj
         chans, slots = np.nonzero(fresh)
-        rows_in_batch = order[chans, slots] - k
-        for c, s, b in zip(chans, slots, rows_in_batch):
-            if rf is None:
-                self.crops[c, s] = as_uint8(x[b])
-            else:
-                q = int(self.topk.pos[c, s])
-                self.crops[c, s] = extract_crop(x[b], rf, q // map_w, q % map_w)
+        image_ids = s.top_ids[chans, order[chans, slots] - k]
+        rows_in_batch = np.searchsorted(s.ids, image_ids)
+        for c, slot, b in zip(chans, slots, rows_in_batch):
+            self.crops[c, slot] = self._crop(x[b], int(self.topk.pos[c, slot]))
+
+    def _crop(self, image: np.ndarray, q: int) -> np.ndarray:
+        rf = self.plan.rf_obj
+        if rf is None:
+            return as_uint8(image)
+        return extract_crop(image, rf, q // self.plan.map_w, q % self.plan.map_w)
+
+    def fill_crops(self, chunk: int = 256) -> None:
+        """Cut every kept hit's crop from its image read again: only the hits (at most units x k
+        images), a chunk at a time. Images that no longer load leave grey crops."""
+        if self.crops is None:
+            return
+        ids = self.topk.ids
+        self.crops[:] = PAD_VALUE
+        wanted = np.unique(ids[ids >= 0])
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start : start + chunk]
+            x, _, ok, _ = load_rows(self.plan.src, self.plan.shape, part)
+            hit = np.isin(ids, part[ok])
+            for c, slot in zip(*np.nonzero(hit)):
+                row = int(np.searchsorted(part, ids[c, slot]))
+                self.crops[c, slot] = self._crop(x[row], int(self.topk.pos[c, slot]))
+        self.crops_stale = False
 
 
 # ----- the driver -----------------------------------------------------------------------------
@@ -315,6 +346,53 @@ def _skipped_rows(src: Source, ids: np.ndarray, ok: np.ndarray, msgs: np.ndarray
     return out
 
 
+def reduce_batch(
+    plan: _Plan,
+    step: Callable,
+    ids: np.ndarray,
+    x: np.ndarray,
+    ok: np.ndarray,
+    labels: np.ndarray,
+    skipped: list[tuple[int, str]],
+) -> BatchSummary:
+    """One loaded batch (ids (B,), x in [0, 1], ok, labels) through the model, reduced."""
+    from engine.scaling import to_model_range
+
+    if ok.any():
+        peaks = step(np.ascontiguousarray(to_model_range(x[ok], plan.h.scaling), np.float32))
+    else:
+        empty = np.zeros((0, plan.units), np.float32)
+        peaks = (empty, empty.astype(np.int64), empty)
+    n_classes = len(plan.src.class_names)
+    return summarize(
+        int(ids[0]), int(ids[-1]) + 1, ids[ok], labels[ok], peaks, n_classes, plan.k, tuple(skipped)
+    )
+
+
+def _local_batches(
+    plan: _Plan, start: int, batch_size: int, token: CancelToken
+) -> Iterator[tuple[BatchSummary, np.ndarray]]:
+    """This process's batches from `start`: tf.data decodes in parallel, the compiled step reduces."""
+    step = _step_fn(plan.h, plan.path)
+    for ids_t, x_t, lab_t, ok_t, msg_t in make_dataset(plan.src, plan.shape, start, batch_size):
+        if token.cancelled:  # before spending a forward pass on the batch
+            raise Cancelled()
+        ids, x, ok, labels = ids_t.numpy(), x_t.numpy(), ok_t.numpy(), lab_t.numpy()
+        bad = _skipped_rows(plan.src, ids, ok, msg_t.numpy())
+        yield reduce_batch(plan, step, ids, x, ok, labels, bad), x[ok]
+
+
+def _batches(plan: _Plan, req: ScanRequest, start: int, batch_size: int, token: CancelToken) -> Iterator[Any]:
+    """The runner's batches: (BatchSummary, images or None) in batch order, or str status lines."""
+    if req.runner == "local":
+        return _local_batches(plan, start, batch_size, token)
+    if req.runner == "ray":
+        from engine.dataset.cluster import ray_batches
+
+        return ray_batches(plan, start, batch_size, token, address=req.address, workers=req.workers)
+    raise EngineError(f"unknown scan runner {req.runner!r}; choose local or ray")
+
+
 def run_scan(
     h: ModelHandle | str, req: ScanRequest, token: CancelToken | None = None
 ) -> Generator[Progress, None, ScanResult | None]:
@@ -351,10 +429,9 @@ def run_scan(
         if req.cache and 0 < state.done < total:
             state.snapshot(bs).save(_cache.checkpoint_path(key))
 
-    step = _step_fn(h, plan.path)
-    start_done = state.done
+    rate_from = state.done
     yield Progress(0, state.done, total, None, _rate_message(state.done, total, 0.0))
-    t0 = time.perf_counter()
+    t0 = t_rate = time.perf_counter()
     last_ckpt = t0
     base_elapsed = state.elapsed
     batches = 0
@@ -363,33 +440,37 @@ def run_scan(
     try:
         if not finished:
             token.raise_if_cancelled()
-            for ids_t, x_t, lab_t, ok_t, msg_t in make_dataset(src, plan.shape, state.done, bs):
-                if token.cancelled:  # before spending a forward pass on the batch
-                    raise Cancelled()
-                ids, x, ok, labels = ids_t.numpy(), x_t.numpy(), ok_t.numpy(), lab_t.numpy()
-                bad = _skipped_rows(src, ids, ok, msg_t.numpy())
-                consistent = False  # a failure inside the merge must not be checkpointed
-                if ok.any():
-                    state.merge(step, ids[ok], x[ok], labels[ok])
-                state.skipped.extend(bad)
-                state.done = int(ids[-1]) + 1
-                consistent = True
-                batches += 1
-                now = time.perf_counter()
-                state.elapsed = base_elapsed + (now - t0)
-                rate = (state.done - start_done) / (now - t0) if now > t0 else 0.0
-                if token.cancelled:
-                    raise Cancelled()
-                every = req.checkpoint_every
-                if (every and batches % every == 0) or now - last_ckpt >= req.checkpoint_s:
-                    save_checkpoint()
-                    last_ckpt = time.perf_counter()
-                yield Progress(0, state.done, total, None, _rate_message(state.done, total, rate))
+            with contextlib.closing(_batches(plan, req, state.done, bs, token)) as stream:
+                for item in stream:
+                    if isinstance(item, str):  # a runner's status (starting workers, ...)
+                        yield Progress(0, state.done, total, None, item)
+                        continue
+                    consistent = False  # a failure inside the fold must not be checkpointed
+                    state.fold(*item)
+                    consistent = True
+                    batches += 1
+                    now = time.perf_counter()
+                    state.elapsed = base_elapsed + (now - t0)
+                    if batches == 1:  # the rate counts from the first batch: not start-up or tracing
+                        t_rate, rate_from = now, state.done
+                    rate = (state.done - rate_from) / (now - t_rate) if now > t_rate else 0.0
+                    if token.cancelled:
+                        raise Cancelled()
+                    every = req.checkpoint_every
+                    if (every and batches % every == 0) or now - last_ckpt >= req.checkpoint_s:
+                        save_checkpoint()
+                        last_ckpt = time.perf_counter()
+                    yield Progress(0, state.done, total, None, _rate_message(state.done, total, rate))
         finished = True
     finally:
         if not finished and consistent:
             save_checkpoint()
 
+    if state.crops_stale and state.crops is not None:
+        yield Progress(
+            0, state.done, total, None, f"{state.done:,}/{total:,} images · reading the hits' crops"
+        )
+        state.fill_crops()
     result = state.snapshot(bs)
     if req.cache:
         result.save(_cache.result_path(key))
@@ -425,7 +506,9 @@ def scan(
     h: a ModelHandle or a model spec; source: a spec string, a list of paths or a Source;
     layer: a layer path of a conv (h, w, c) or dense (units,) layer; k: hits kept per unit.
     progress(event) is called with each Progress; options are ScanRequest's fields
-    (batch_size, cache, resume, checkpoint_s, checkpoint_every, crop_budget, cache_only).
+    (batch_size, cache, resume, checkpoint_s, checkpoint_every, crop_budget, cache_only, and
+    runner="ray" with address=None | "auto" | "ray://host:port" and workers=N to run the
+    batches on a Ray cluster: the same answer, engine.dataset.cluster).
     A cancelled token raises engine.errors.Cancelled after checkpointing.
     """
     return drain(scan_iter(h, source, layer, k, token=token, **options), progress)

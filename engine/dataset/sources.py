@@ -15,6 +15,8 @@ Spec strings (what the CLI and the GUI pass):
     path/to/image.png                     a single image
     builtin:digits[?n=N]                  resources/data/mnist_5k.npz with its labels (first N)
     builtin:shapes[?n=N&seed=S&size=Z]    N generated shapes (default 1000, seed 1234, 128 px)
+    s3://bucket/dir, gs://, hdfs://, file:// every image below a URI, read through pyarrow's filesystem
+                                          layer (engine.dataset.arrow_source; labels as for a folder)
 
 A list or tuple of paths is a list of files. ``ArraySource`` wraps in-memory arrays
 for scripts and tests. Importing this module does not import TensorFlow.
@@ -413,6 +415,10 @@ def open_source(spec: Any) -> Source:
         except ValueError:
             raise EngineError("a source starting with '[' must be a JSON list of paths") from None
         return FileListSource([str(p) for p in paths])
+    from engine.dataset.arrow_source import ArrowSource, is_uri
+
+    if is_uri(text):
+        return ArrowSource(text)
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path)

@@ -29,6 +29,7 @@ from engine.models import ModelHandle
 __all__ = [
     "ClassStats",
     "RunningMoments",
+    "batch_moments",
     "Separation",
     "class_examples",
     "class_grids",
@@ -38,6 +39,23 @@ __all__ = [
 ]
 
 STATS = ("mean", "max")
+
+
+def batch_moments(
+    group: np.ndarray, values: np.ndarray, groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: (count (G,), mean (G, C), M2 (G, C)) of rows `values` (B, C) in groups `group` (B,)."""
+    group = np.asarray(group, np.int64).reshape(-1)
+    v = np.asarray(values, np.float64).reshape(group.size, -1)
+    onehot = np.zeros((group.size, groups), np.float64)
+    onehot[np.arange(group.size), group] = 1.0
+    nb = onehot.sum(axis=0)  # (G,)
+    present = nb > 0
+    mb = np.zeros((groups, v.shape[1]), np.float64)
+    mb[present] = (onehot.T @ v)[present] / nb[present, None]
+    dev = v - mb[group]
+    m2b = onehot.T @ (dev * dev)
+    return nb.astype(np.int64), mb, m2b
 
 
 class RunningMoments:
@@ -50,26 +68,30 @@ class RunningMoments:
 
     def update(self, group: np.ndarray, values: np.ndarray) -> None:
         """Add rows `values` (B, C) belonging to groups `group` (B,) (ints in [0, groups))."""
-        group = np.asarray(group, np.int64).reshape(-1)
-        if group.size == 0:
+        if np.size(group) == 0:
             return
-        v = np.asarray(values, np.float64).reshape(group.size, -1)
-        n_groups = len(self.count)
-        onehot = np.zeros((group.size, n_groups), np.float64)
-        onehot[np.arange(group.size), group] = 1.0
-        nb = onehot.sum(axis=0)  # (G,)
+        self.merge(*batch_moments(group, values, len(self.count)))
+
+    def merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+        """Fold in another set's per-group (count (G,), mean (G, C), M2 (G, C)) (Chan et al.).
+
+        update() is batch_moments() then merge(), so a scan that merges batch moments computed
+        elsewhere (a Ray worker) gets the same numbers, bit for bit, as one that updates here.
+        """
+        nb = np.asarray(count, np.int64).astype(np.float64)
         present = nb > 0
-        mb = np.zeros_like(self.mean)
-        mb[present] = (onehot.T @ v)[present] / nb[present, None]
-        dev = v - mb[group]
-        m2b = onehot.T @ (dev * dev)
+        if not present.any():
+            return
+        mb = np.asarray(mean, np.float64)
         na = self.count.astype(np.float64)
         n = na + nb
         safe = np.where(n > 0, n, 1.0)
         delta = mb - self.mean
         self.mean = np.where(present[:, None], self.mean + delta * (nb / safe)[:, None], self.mean)
         self.m2 = np.where(
-            present[:, None], self.m2 + m2b + delta * delta * (na * nb / safe)[:, None], self.m2
+            present[:, None],
+            self.m2 + np.asarray(m2, np.float64) + delta * delta * (na * nb / safe)[:, None],
+            self.m2,
         )
         self.count = self.count + nb.astype(np.int64)
 

@@ -4,7 +4,8 @@ Choose a source (a folder with one sub-folder per class, builtin:digits, builtin
 and a layer, then Run: the engine thread scans the set (a "scan" job, progress with
 images/s, Cancel keeps a checkpoint and the next Run resumes; a finished scan is
 cached on disk, and reopening the same source and layer shows it at once through a
-cache-only lookup). Then browse three pages:
+cache-only lookup). "Run on" scans on this computer or spreads the same scan over a Ray
+cluster (gui/views/dataset_runner.py). Then browse three pages:
 
 - Units: a grid of units, each with its top-k crops (the input under the receptive
   field of the cell where the unit peaked), drawn by engine.dataset.figures.render_units, the
@@ -54,7 +55,6 @@ from engine.dataset.result import ScanResult
 from engine.errors import EngineError
 from engine.jobs import Failed, Finished, Frame, Progress
 from engine.plot.spec import FigureSpec
-from gui import settings as cfg
 from gui.views import dataset_figure, dataset_widgets
 from gui.views.base import View
 from gui.views.dataset_maximize import UnitMaximize
@@ -198,7 +198,11 @@ class DatasetView(UnitMaximize, View):
             self.set_source(fitting)
 
     def _params(self, cache_only: bool = False) -> ScanParams:
-        return ScanParams(source=self.source, layer=self.layer or "", k=self.k, cache_only=cache_only)
+        """The scan of the choices; a cache-only lookup stays local (where it runs cannot matter)."""
+        where = {} if cache_only else self.run_on.scan_fields()
+        return ScanParams(
+            source=self.source, layer=self.layer or "", k=self.k, cache_only=cache_only, **where
+        )
 
     def lookup(self) -> None:
         """Ask for the cached result of the current choices (instant; nothing is scanned)."""
@@ -221,16 +225,20 @@ class DatasetView(UnitMaximize, View):
         if self.state.model is None:
             self.status.emit("no model loaded")
             return
-        if not self.layer:
-            self.status.emit("choose a layer to scan")
+        problem = self.run_on.problem() if self.layer else "choose a layer to scan"
+        if problem:  # e.g. a Ray address without a port: said here and in the status bar
+            self.info.setText(problem)
+            self.status.emit(problem)
             return
         self.cancel("lookup")
         self.submit(self._params())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress_bar.setRange(0, 0)
-        self.progress_bar.setFormat("starting…")
-        self.info.setText(f"scanning {self.source} through {self.layer}…")
+        ray = self.run_on.runner == "ray"  # a cluster takes seconds to start: say so, not a busy bar
+        self.progress_bar.setRange(0, 1 if ray else 0)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("starting Ray workers…" if ray else "starting…")
+        self.info.setText(f"scanning {self.source} through {self.layer}{self.run_on.describe()}…")
 
     def cancel_scan(self) -> None:
         self.cancel()
@@ -584,17 +592,7 @@ class DatasetView(UnitMaximize, View):
         return dataset_figure.page_values(self)
 
     def save_settings(self, s: QSettings) -> None:
-        s.setValue("source", self.source)
-        s.setValue("k", self.k)
-        s.setValue("cell", int(self.cell_box.value()))
-        s.setValue("split", self.units_split.saveState())
+        dataset_widgets.save_settings(self, s)
 
     def restore_settings(self, s: QSettings) -> None:
-        source = cfg.read(s, "source", self.source, str)
-        if source:
-            self.set_source(source)
-        self.k_box.setValue(cfg.read(s, "k", 9, int))
-        self.cell_box.setValue(cfg.read(s, "cell", 32, int))
-        split = s.value("split")
-        if split is not None:
-            self.units_split.restoreState(split)
+        dataset_widgets.restore_settings(self, s)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui import settings as cfg
+from gui.views.dataset_runner import RunOn
 from gui.widgets.fields import ClippedLabel, info_line
 from gui.widgets.image_pane import ImagePane
 from gui.widgets.layouts import column, row, splitter
@@ -56,7 +58,8 @@ def _open_evaluate(v: Any) -> None:
 
 
 def controls(v: Any) -> QGridLayout:
-    """Source, layer, k and crop size, Run and Cancel, the progress bar and the info line."""
+    """Source, layer, k and crop size, Run and Cancel, the progress bar, where the scan runs
+    (v.run_on: gui/views/dataset_runner.py) and the info line."""
     v.source_box = QComboBox()
     v.source_box.setEditable(True)
     v.source_box.addItems(SOURCES)
@@ -92,7 +95,8 @@ def controls(v: Any) -> QGridLayout:
     v.progress_bar.setTextVisible(True)
     v.progress_bar.setMinimumWidth(120)
     v.info = info_line()
-    # two rows, so the Run button is in sight in a 1280 px window: what to scan, then how
+    v.run_on = RunOn()
+    # rows, so the Run button is in sight in a 1280 px window: what to scan, how, then where
     bar = QGridLayout()
     bar.setContentsMargins(4, 2, 4, 2)
     bar.setHorizontalSpacing(6)
@@ -112,9 +116,33 @@ def controls(v: Any) -> QGridLayout:
     buttons.addWidget(v.evaluate_button)
     bar.addLayout(buttons, 1, 4, 1, 2)
     bar.addWidget(v.progress_bar, 1, 6, 1, 2)
+    bar.addWidget(QLabel("Run on"), 2, 0, Qt.AlignmentFlag.AlignRight)
+    bar.addWidget(v.run_on, 2, 1, 1, 7)
     bar.setColumnStretch(4, 2)
     bar.setColumnStretch(7, 2)
     return bar
+
+
+def save_settings(v: Any, s: QSettings) -> None:
+    """The controls' choices (the view's settings group): source, k, crop size, splitter, Run on."""
+    s.setValue("source", v.source)
+    s.setValue("k", v.k)
+    s.setValue("cell", int(v.cell_box.value()))
+    s.setValue("split", v.units_split.saveState())
+    v.run_on.save(s)
+
+
+def restore_settings(v: Any, s: QSettings) -> None:
+    """What save_settings stored."""
+    source = cfg.read(s, "source", v.source, str)
+    if source:
+        v.set_source(source)
+    v.k_box.setValue(cfg.read(s, "k", 9, int))
+    v.cell_box.setValue(cfg.read(s, "cell", 32, int))
+    split = s.value("split")
+    if split is not None:
+        v.units_split.restoreState(split)
+    v.run_on.restore(s)
 
 
 def units_page(v: Any) -> QSplitter:

@@ -81,6 +81,9 @@ def test_params_are_frozen_make_requests_and_refuse_unknown_keys(tiny_cnn_path, 
         "cache": True,
         "resume": True,
         "cache_only": False,
+        "runner": "local",
+        "address": None,
+        "workers": None,
         "model": None,
     }
     kinds = {cls.kind for cls in (dc.ScanParams, dc.ScanCropsParams, dc.ScanCompareParams, dc.ScanMapsParams)}

@@ -1,0 +1,217 @@
+"""A scan's batches on a Ray cluster: Ray Data map_batches over a pool of actors that keep the model.
+
+Convscope has no scheduler or worker pool of its own: the batches of one scan are rows of a
+Ray Dataset (row j is the image ids [start + j * batch, ...)), and `map_batches` hands them
+to a pool of `_ScanWorker` actors (ActorPoolStrategy). Each actor, once:
+
+    loads the model from its bytes in Ray's object store (engine.model_package; trust is
+    passed explicitly, so a file the user did not trust is loaded in Keras safe mode),
+    opens the source (built-in sources are generated on the worker; a folder or file list
+    is read where the worker runs, from a filesystem every node sees),
+    compiles the scan step (engine.dataset.scanner._step_fn);
+
+and then, per batch, decodes its images and reduces them with the local scanner's own
+reduce_batch to a BatchSummary: the batch's top-k per channel, each image's strongest
+channel, per-class moments. Only that travels back (kilobytes, not the (B, C) peaks), and
+the driver folds the summaries in batch order (Ray Data's preserve_order) exactly as the
+local scan does, so the answer is the local scan's. A dead actor is restarted by Ray and
+its batch retried (Ray Data's actor pools default to max_restarts=-1, max_task_retries=-1).
+Cancel closes the stream, which stops the Ray work; the scanner checkpoints what it merged.
+
+With no address, `ray.init()` starts an embedded cluster on this machine, kept for the
+process (start-up costs seconds); "auto" or "ray://host:port" joins a running cluster.
+Importing this module does not import ray or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from engine.dataset.reduce import BatchSummary
+from engine.errors import Cancelled, EngineError
+from engine.jobs import CancelToken
+
+__all__ = ["connect", "ray_batches", "shutdown"]
+
+_LOCK = threading.Lock()
+_CONNECTED: dict[str, Any] = {}  # {"address": the address ray.init was given}
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray Data is the part a scan needs
+    except ImportError:
+        raise EngineError(
+            'running a scan on Ray needs the cluster extra: pip install -e ".[cluster]"'
+        ) from None
+    _quiet_ray_data()
+    return ray
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's console notices (execution started/finished) off stderr; its log file keeps them."""
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
+
+
+def connect(address: str | None = None) -> Any:
+    """Ray, initialized: an embedded local cluster (address None) or the cluster at `address`.
+
+    With no address, a Ray this process is already connected to is used as it is (one a script
+    or a test started with its own ray.init); else an embedded cluster is started once per
+    process and reused. Asking for another address shuts the current connection down first.
+    """
+    ray = _ray()
+    wanted = address or ""
+    with _LOCK:
+        if ray.is_initialized() and (not address or _CONNECTED.get("address") == wanted):
+            return ray
+        if ray.is_initialized():
+            ray.shutdown()
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        if address:
+            options["address"] = address
+        logging.getLogger("ray").setLevel(logging.ERROR)  # start-up notices are not the user's business
+        try:
+            ray.init(**options)
+        except Exception as exc:  # noqa: BLE001 - any connection failure becomes one line
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            raise EngineError(f"cannot start or reach {where}: {type(exc).__name__}: {exc}") from None
+        _CONNECTED["address"] = wanted
+        return ray
+
+
+def shutdown() -> None:
+    """Disconnect from (and stop an embedded) Ray cluster, if connected."""
+    with _LOCK:
+        try:
+            import ray
+        except ImportError:
+            return
+        if ray.is_initialized():
+            ray.shutdown()
+        _CONNECTED.clear()
+
+
+class _ScanWorker:
+    """One Ray Data actor: the model loaded once, then one batch summary per batch index."""
+
+    def __init__(
+        self, model: Any, source: Any, path: str, k: int, start: int, batch: int, total: int
+    ) -> None:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        threads = max(1, int(round(cpus)))
+        import tensorflow as tf
+
+        try:  # one replica per assigned CPU: keep TF to those, or replicas fight over the cores
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass
+        from engine.dataset.scanner import ScanRequest, _plan, _step_fn
+        from engine.dataset.sources import open_source
+        from engine.model_package import unpack
+
+        self.h = unpack(ray.get(model) if isinstance(model, ray.ObjectRef) else model)
+        src = ray.get(source) if isinstance(source, ray.ObjectRef) else source
+        self.plan = _plan(self.h, ScanRequest(open_source(src), path, k, cache=False))
+        self.step = _step_fn(self.h, self.plan.path)
+        self.start, self.batch, self.total = int(start), int(batch), int(total)
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from engine.dataset.pipeline import load_rows
+        from engine.dataset.scanner import _skipped_rows, reduce_batch
+
+        out: list[dict[str, np.ndarray]] = []
+        for j in np.asarray(rows["batch"]).reshape(-1):
+            first = self.start + int(j) * self.batch
+            ids = np.arange(first, min(first + self.batch, self.total), dtype=np.int64)
+            x, labels, ok, msgs = load_rows(self.plan.src, self.plan.shape, ids)
+            bad = _skipped_rows(self.plan.src, ids, ok, msgs)
+            out.append(reduce_batch(self.plan, self.step, ids, x, ok, labels, bad).to_columns())
+        return {name: np.concatenate([o[name] for o in out]) for name in out[0]}
+
+
+def _source_for_workers(src: Any) -> Any:
+    """A built-in source travels as its spec (workers generate it); others as the opened object
+    (paths listed once on the driver; a worker reads them from the filesystem it sees)."""
+    spec = getattr(src, "spec", "")
+    return spec if isinstance(spec, str) and spec.startswith("builtin:") else src
+
+
+def _cluster_cpus(ray: Any) -> int:
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # noqa: BLE001 - resource view unavailable: assume one
+        return 1
+
+
+def ray_batches(
+    plan: Any,
+    start: int,
+    batch_size: int,
+    token: CancelToken,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+) -> Iterator[Any]:
+    """The scan's batches from `start` as BatchSummary rows computed on Ray, in batch order.
+
+    Yields status strings while the cluster and the workers start, then (BatchSummary, None)
+    per batch (None: the crops are read afterwards). Closing the generator stops the Ray work.
+    """
+    from engine.model_package import pack
+
+    total = len(plan.src)
+    n_batches = math.ceil(max(0, total - start) / batch_size)
+    if n_batches == 0:
+        return
+    yield "starting Ray…" if not address else f"connecting to Ray at {address}…"
+    ray = connect(address)
+    if token.cancelled:
+        raise Cancelled()
+    cpus = _cluster_cpus(ray)
+    size = max(1, int(workers or cpus))
+    size = min(size, n_batches)
+    per_worker = max(1.0, math.floor(cpus / size)) if size <= cpus else 1.0
+    model_ref = ray.put(pack(plan.h))
+    source_ref = ray.put(_source_for_workers(plan.src))
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # summaries fold in batch order, as locally
+    ctx.enable_progress_bars = False
+    _quiet_ray_data()
+    rows = ray.data.from_items([{"batch": j} for j in range(n_batches)], override_num_blocks=n_batches)
+    mapped = rows.map_batches(
+        _ScanWorker,
+        fn_constructor_args=(model_ref, source_ref, plan.path, plan.k, start, batch_size, total),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=size),
+        num_cpus=per_worker,
+    )
+    yield f"starting {size} Ray worker{'s' if size != 1 else ''} (each loads the model)…"
+    stream = mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+    try:
+        for batch in stream:
+            for i in range(len(batch["n"])):
+                yield BatchSummary.from_columns(batch, i), None
+            if token.cancelled:
+                raise Cancelled()
+    finally:  # the refs stay alive until here: a restarted actor reads its arguments again
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
