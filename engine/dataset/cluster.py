@@ -1,22 +1,25 @@
 """A scan's batches on a Ray cluster: Ray Data map_batches over a pool of actors that keep the model.
 
-Convscope has no scheduler or worker pool of its own: the batches of one scan are rows of a
-Ray Dataset (row j is the image ids [start + j * batch, ...)), and `map_batches` hands them
-to a pool of `_ScanWorker` actors (ActorPoolStrategy). Each actor, once:
+Convscope has no scheduler or worker pool of its own: a scan's batches are grouped into
+shards of consecutive batches (shard_batches: about 8 per worker, at most 8,192 images), the
+shards are rows of a Ray Dataset, and `map_batches` hands them to a pool of `_ScanWorker`
+actors (ActorPoolStrategy). Each actor, once:
 
     loads the model from its bytes in Ray's object store (engine.model_package; trust is
     passed explicitly, so a file the user did not trust is loaded in Keras safe mode),
-    opens the source (built-in sources are generated on the worker; a folder or file list
-    is read where the worker runs, from a filesystem every node sees),
+    opens the source (built-in sources are generated on the worker; a folder, a file list or
+    a URI is read where the worker runs, from storage every node sees),
     compiles the scan step (engine.dataset.scanner._step_fn);
 
-and then, per batch, decodes its images and reduces them with the local scanner's own
-reduce_batch to a BatchSummary: the batch's top-k per channel, each image's strongest
-channel, per-class moments. Only that travels back (kilobytes, not the (B, C) peaks), and
-the driver folds the summaries in batch order (Ray Data's preserve_order) exactly as the
-local scan does, so the answer is the local scan's. A dead actor is restarted by Ray and
-its batch retried (Ray Data's actor pools default to max_restarts=-1, max_task_retries=-1).
-Cancel closes the stream, which stops the Ray work; the scanner checkpoints what it merged.
+and then, per batch of a shard, decodes its images and reduces them with the local scanner's
+own reduce_batch to a BatchSummary (the batch's top-k per channel, each image's strongest
+channel, per-class moments), combined into one summary per shard. Only that travels back
+(top-k and classes x channels moments, not the (B, C) peaks), and the driver folds the shard
+summaries in order (Ray Data's preserve_order) as the local scan folds its batches: the same
+hits and values exactly, the class statistics to float64 rounding (bit for bit when a shard is
+one batch). A dead actor is restarted by Ray and its shard retried (Ray Data's actor pools
+default to max_restarts=-1, max_task_retries=-1). Progress comes per shard; cancel closes
+the stream, which stops the Ray work, and the scanner checkpoints what it merged.
 
 With no address, `ray.init()` starts an embedded cluster on this machine, kept for the
 process (start-up costs seconds); "auto" or "ray://host:port" joins a running cluster.
@@ -37,8 +40,10 @@ from engine.dataset.reduce import BatchSummary
 from engine.errors import Cancelled, EngineError
 from engine.jobs import CancelToken
 
-__all__ = ["connect", "ray_batches", "shutdown"]
+__all__ = ["connect", "ray_batches", "shard_batches", "shutdown"]
 
+SHARDS_PER_WORKER = 8  # shards per worker: load balance and progress steps vs driver merges
+SHARD_IMAGES = 8192  # at most this many images per shard
 _LOCK = threading.Lock()
 _CONNECTED: dict[str, Any] = {}  # {"address": the address ray.init was given}
 
@@ -110,7 +115,7 @@ class _ScanWorker:
     """One Ray Data actor: the model loaded once, then one batch summary per batch index."""
 
     def __init__(
-        self, model: Any, source: Any, path: str, k: int, start: int, batch: int, total: int
+        self, model: Any, source: Any, path: str, k: int, start: int, batch: int, total: int, per_shard: int
     ) -> None:
         import ray
 
@@ -131,19 +136,39 @@ class _ScanWorker:
         src = ray.get(source) if isinstance(source, ray.ObjectRef) else source
         self.plan = _plan(self.h, ScanRequest(open_source(src), path, k, cache=False))
         self.step = _step_fn(self.h, self.plan.path)
-        self.start, self.batch, self.total = int(start), int(batch), int(total)
+        self.start, self.batch, self.total, self.per_shard = (
+            int(start),
+            int(batch),
+            int(total),
+            int(per_shard),
+        )
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each row is a shard: `per_shard` consecutive batches, reduced batch by batch and combined."""
         from engine.dataset.pipeline import load_rows
+        from engine.dataset.reduce import combine
         from engine.dataset.scanner import _skipped_rows, reduce_batch
 
         out: list[dict[str, np.ndarray]] = []
-        for j in np.asarray(rows["batch"]).reshape(-1):
-            first = self.start + int(j) * self.batch
-            ids = np.arange(first, min(first + self.batch, self.total), dtype=np.int64)
-            x, labels, ok, msgs = load_rows(self.plan.src, self.plan.shape, ids)
-            bad = _skipped_rows(self.plan.src, ids, ok, msgs)
-            out.append(reduce_batch(self.plan, self.step, ids, x, ok, labels, bad).to_columns())
+        for shard in np.asarray(rows["shard"]).reshape(-1):
+            parts = []
+            first_batch = int(shard) * self.per_shard
+            for b in range(first_batch, first_batch + self.per_shard):
+                first = self.start + b * self.batch
+                if first >= self.total:
+                    break
+                ids = np.arange(first, min(first + self.batch, self.total), dtype=np.int64)
+                x, labels, ok, msgs = load_rows(self.plan.src, self.plan.shape, ids)
+                bad = _skipped_rows(self.plan.src, ids, ok, msgs)
+                parts.append(reduce_batch(self.plan, self.step, ids, x, ok, labels, bad))
+            out.append(combine(parts, self.plan.k).to_columns())
+        width = max(o["ids"].shape[1] for o in out)
+        for o in out:  # per-image columns of shards of different lengths: pad to one width
+            for name in ("ids", "labels", "strongest_channel", "strongest_value"):
+                short = width - o[name].shape[1]
+                if short:
+                    fill = np.nan if o[name].dtype.kind == "f" else -1
+                    o[name] = np.pad(o[name], ((0, 0), (0, short)), constant_values=fill)
         return {name: np.concatenate([o[name] for o in out]) for name in out[0]}
 
 
@@ -152,6 +177,14 @@ def _source_for_workers(src: Any) -> Any:
     (paths listed once on the driver; a worker reads them from the filesystem it sees)."""
     spec = getattr(src, "spec", "")
     return spec if isinstance(spec, str) and spec.startswith("builtin:") else src
+
+
+def shard_batches(n_batches: int, workers: int, batch_size: int, max_images: int = SHARD_IMAGES) -> int:
+    """Batches per shard (one Ray task, one summary for the driver): about SHARDS_PER_WORKER
+    shards per worker so the driver merges few summaries, at most `max_images` images so
+    progress, cancel and checkpoints stay fine-grained; at least one batch."""
+    wanted = math.ceil(n_batches / (workers * SHARDS_PER_WORKER))
+    return max(1, min(wanted, max_images // max(1, batch_size)))
 
 
 def _cluster_cpus(ray: Any) -> int:
@@ -188,6 +221,8 @@ def ray_batches(
     cpus = _cluster_cpus(ray)
     size = max(1, int(workers or cpus))
     size = min(size, n_batches)
+    per_shard = shard_batches(n_batches, size, batch_size)
+    n_shards = math.ceil(n_batches / per_shard)
     per_worker = max(1.0, math.floor(cpus / size)) if size <= cpus else 1.0
     model_ref = ray.put(pack(plan.h))
     source_ref = ray.put(_source_for_workers(plan.src))
@@ -195,10 +230,10 @@ def ray_batches(
     ctx.execution_options.preserve_order = True  # summaries fold in batch order, as locally
     ctx.enable_progress_bars = False
     _quiet_ray_data()
-    rows = ray.data.from_items([{"batch": j} for j in range(n_batches)], override_num_blocks=n_batches)
+    rows = ray.data.from_items([{"shard": j} for j in range(n_shards)], override_num_blocks=n_shards)
     mapped = rows.map_batches(
         _ScanWorker,
-        fn_constructor_args=(model_ref, source_ref, plan.path, plan.k, start, batch_size, total),
+        fn_constructor_args=(model_ref, source_ref, plan.path, plan.k, start, batch_size, total, per_shard),
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=size),
         num_cpus=per_worker,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.dataset.running import RunningTopK
-from engine.dataset.stats import STATS, batch_moments
+from engine.dataset.stats import STATS, RunningMoments, batch_moments
 
-__all__ = ["BatchSummary", "summarize"]
+__all__ = ["BatchSummary", "combine", "summarize"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,3 +146,33 @@ def summarize(
         moments=moments,
         skipped=tuple(skipped),
     )
+
+
+def combine(parts: list[BatchSummary], k: int) -> BatchSummary:
+    """Consecutive summaries as one (a Ray worker's shard of several batches, so the driver
+    merges one summary per shard). The hits are exactly those of folding the parts one by one;
+    the moments are merged in the same order, so they agree to float64 rounding."""
+    if len(parts) == 1:
+        return parts[0]
+    units = parts[0].top_values.shape[0]
+    groups = len(parts[0].moments[STATS[0]][0])
+    top = RunningTopK(units, k)
+    moments = {stat: RunningMoments(groups, units) for stat in STATS}
+    for part in parts:
+        top.merge(part.top_values, part.top_ids, part.top_pos)
+        for stat in STATS:
+            moments[stat].merge(*part.moments[stat])
+    joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in _PER_IMAGE}
+    return BatchSummary(
+        first=parts[0].first,
+        end=parts[-1].end,
+        **joined,
+        top_values=top.values,
+        top_ids=top.ids,
+        top_pos=top.pos,
+        moments={stat: (m.count, m.mean, m.m2) for stat, m in moments.items()},
+        skipped=tuple(item for part in parts for item in part.skipped),
+    )
+
+
+_PER_IMAGE = ("ids", "labels", "strongest_channel", "strongest_value")

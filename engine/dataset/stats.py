@@ -44,18 +44,26 @@ STATS = ("mean", "max")
 def batch_moments(
     group: np.ndarray, values: np.ndarray, groups: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group: (count (G,), mean (G, C), M2 (G, C)) of rows `values` (B, C) in groups `group` (B,)."""
+    """Per group: (count (G,), mean (G, C), M2 (G, C)) of rows `values` (B, C) in groups `group` (B,).
+
+    Rows are summed group by group (sorted, np.add.reduceat), so a NaN in one image's values
+    stays in its own group instead of spreading to every group through a one-hot product.
+    """
     group = np.asarray(group, np.int64).reshape(-1)
     v = np.asarray(values, np.float64).reshape(group.size, -1)
-    onehot = np.zeros((group.size, groups), np.float64)
-    onehot[np.arange(group.size), group] = 1.0
-    nb = onehot.sum(axis=0)  # (G,)
-    present = nb > 0
-    mb = np.zeros((groups, v.shape[1]), np.float64)
-    mb[present] = (onehot.T @ v)[present] / nb[present, None]
-    dev = v - mb[group]
-    m2b = onehot.T @ (dev * dev)
-    return nb.astype(np.int64), mb, m2b
+    count = np.zeros(groups, np.int64)
+    mean = np.zeros((groups, v.shape[1]), np.float64)
+    m2 = np.zeros_like(mean)
+    if group.size == 0:
+        return count, mean, m2
+    order = np.argsort(group, kind="stable")
+    present, starts, n = np.unique(group[order], return_index=True, return_counts=True)
+    sorted_v = v[order]
+    mean[present] = np.add.reduceat(sorted_v, starts, axis=0) / n[:, None]
+    dev = sorted_v - mean[group[order]]
+    m2[present] = np.add.reduceat(dev * dev, starts, axis=0)
+    count[present] = n
+    return count, mean, m2
 
 
 class RunningMoments:
