@@ -1,24 +1,32 @@
-"""The command line, run as a real subprocess: output files, sidecars, and one-line errors."""
+"""The command line: output files, sidecars, and one-line errors.
+
+`proc` is a real `python main.py` process: the process boundary (exit code, stdout, an empty or
+one-line stderr with TensorFlow's native logs kept off it) after a model has loaded. Everything
+else runs engine.cli.main in this process (`cli`, cli_run.run_main), which saves a TensorFlow
+import per command.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import Ran, run_main, run_process
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def proc(*args: str) -> subprocess.CompletedProcess:
+    """A real `python main.py ARGS` process."""
+    return run_process(*args)
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
+def cli(*args: str) -> Ran:
+    """`python main.py ARGS` in this process."""
+    return run_main(*args)
 
 
 def _image(tmp_path) -> Path:
@@ -28,7 +36,8 @@ def _image(tmp_path) -> Path:
 
 
 def test_info_prints_layer_table(nested_path):
-    out = cli("info", str(nested_path))
+    """A real process: the table on stdout and nothing on stderr once TensorFlow has loaded."""
+    out = proc("info", str(nested_path))
     assert out.returncode == 0, out.stderr
     assert "base/block2_conv1" in out.stdout and "Conv2D" in out.stdout and "params" in out.stdout
     assert out.stderr == ""
@@ -200,7 +209,9 @@ def test_bad_input_exits_nonzero_with_one_line(tiny_cnn_path, tmp_path, args, me
         "{corrupt}": str(corrupt),
         "{badout}": str(tmp_path / "o.xyz"),
     }
-    res = cli(*[subs.get(a, a) for a in args])
+    # one case as a real process: after TensorFlow and the model have loaded, still one line
+    run = proc if message == "no layer 'nope'" else cli
+    res = run(*[subs.get(a, a) for a in args])
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,26 +16,12 @@ from engine.cli import main
 from engine.export import sidecar_path
 
 ROOT = Path(__file__).resolve().parents[2]
-layers = keras.layers
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny 3-class convnet saved as .keras with class names beside it, and a 40x30 PNG."""
-    root = tmp_path_factory.mktemp("attr")
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((24, 24, 3))
-    x = layers.Conv2D(6, 3, activation="relu", name="conv1")(inp)
-    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    out = layers.Dense(3, activation="softmax", name="out")(x)
-    model_path = root / "tiny.keras"
-    keras.Model(inp, out, name="tiny").save(model_path)
-    (root / "tiny.classes.txt").write_text("cat\ndog\nowl\n")
-    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
-    image_path = root / "photo.png"
-    Image.fromarray(img).save(image_path)
-    return {"model": model_path, "image": image_path, "root": root}
+def files(cam_files) -> dict[str, Path]:
+    """The tiny 3-class convnet (cat, dog, owl) of tests/cli/conftest.py and its 40x30 PNG."""
+    return cam_files()
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,28 +12,12 @@ from PIL import Image
 from engine.cli import main
 from engine.export import sidecar_path
 
-ROOT = Path(__file__).resolve().parents[2]
-layers = keras.layers
-
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny 3-class convnet saved as .keras with class names beside it, and a 30x40 PNG."""
-    root = tmp_path_factory.mktemp("compare_cli")
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((24, 24, 3))
-    x = layers.Conv2D(6, 3, activation="relu", name="conv1")(inp)
-    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    out = layers.Dense(3, activation="softmax", name="out")(x)
-    model_path = root / "tiny.keras"
-    keras.Model(inp, out, name="tiny").save(model_path)
-    (root / "tiny.classes.txt").write_text("cat\ndog\nowl\n")
-    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
-    img[5:20, 10:30] = [230, 200, 40]
-    image_path = root / "photo.png"
-    Image.fromarray(img).save(image_path)
-    return {"model": model_path, "image": image_path}
+def files(cam_files) -> dict[str, Path]:
+    """The tiny 3-class convnet (cat, dog, owl) of tests/cli/conftest.py and its 30x40 PNG with a
+    bright patch at rows 5:20, columns 10:30."""
+    return cam_files(patch=True)
 
 
 @pytest.fixture(autouse=True)
@@ -112,18 +92,12 @@ def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path, 
         (["--methods", "gradcam", "--no-sanity", "--box", "100,100,120,120"], "does not overlap"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) -> None:
+def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, capsys, extra, message) -> None:
+    """In this process (the real `python main.py` boundary: tests/cli/test_cli.py and
+    test_cli_attribution.py::test_main_py_subprocess)."""
     out = tmp_path / "bad.png"
-    env = {**os.environ, "CONVSCOPE_DEBUG": ""}
-    proc = subprocess.run(
-        [sys.executable, "main.py", *_base(files, out), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    code, _, err = _run([*_base(files, out), *extra], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
     assert not out.exists()

@@ -80,16 +80,21 @@ def _main(argv: list[str]) -> str:
 
 @pytest.fixture(scope="module", params=list(KINDS))
 def exported(request, tiny_cnn_path, inputs, tmp_path_factory) -> dict:
-    """One kind: what its runner produced, then the files the CLI writes for it."""
+    """One kind: the files the CLI writes for it, and what its runner produced for one of them (the
+    SVG, which takes no figure option: the runner's own arguments are the defaults)."""
+    from engine.cli import _RUNNERS
+
     kind = request.param
     root = tmp_path_factory.mktemp(kind)
     argv = lambda name, *extra: _argv(kind, tiny_cnn_path, inputs, root / name, *extra)  # noqa: E731
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CONVSCOPE_DEBUG", "1")
-        args = build_parser().parse_args(argv("runner.png"))
-        from engine.cli import _RUNNERS
+    name = build_parser().parse_args(argv("runner.png")).kind
+    runner, seen = _RUNNERS[name], []
 
-        produced = Produced.of(_RUNNERS[args.kind](args))
+    def recording(args):
+        """The kind's runner, unchanged; what it returns is kept (main() runs each kind once per file)."""
+        seen.append(runner(args))
+        return seen[-1]
+
     files = {
         "sized": root / "sized.png",
         "wide": root / "wide.png",
@@ -100,7 +105,11 @@ def exported(request, tiny_cnn_path, inputs, tmp_path_factory) -> dict:
     }
     _main(argv("sized.png", "--size", "3x2in", "--dpi", "100"))
     _main(argv("wide.png", "--width", "640", "--style", "slide"))
-    _main(argv("fig.svg"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(_RUNNERS, name, recording)
+        _main(argv("fig.svg"))
+    assert len(seen) == 1
+    produced = Produced.of(seen[0])
     _main(argv("fig.pdf", "--style", "slide"))
     _main(argv("fig.tif", "--dpi", "150"))
     _main(argv("raw.png", "--raw"))

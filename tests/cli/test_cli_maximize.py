@@ -1,26 +1,23 @@
-"""`python main.py export maximize|dream`, run as a real subprocess: files, sidecars, reports, one-line errors.
+"""`python main.py export maximize|dream`: files, sidecars, reports, one-line errors.
 
-Steps are capped by CONVSCOPE_MAX_STEPS (10, from tests/conftest.py), which the subprocess inherits.
+The command runs in this process (cli_run.run_main: exit code, stdout, stderr as `python main.py`
+gives them); the real process boundary is tested in test_cli.py. Steps are capped by
+CONVSCOPE_MAX_STEPS (10, from tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import Ran, run_main
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+def cli(*args: str) -> Ran:
+    return run_main(*args)
 
 
 def test_export_maximize_batch_as_png_grid_then_refuse_overwrite(tiny_cnn_path, tmp_path):

@@ -1,30 +1,22 @@
-"""`python main.py export topk`, run as a real subprocess: the figure, --raw, its sidecar, the cache, errors."""
+"""`python main.py export topk`: the figure, --raw, its sidecar, the cache, errors.
+
+Every command runs in this process (cli_run.run_main); the real process boundary is tested in test_cli.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import Ran, run_main
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CONVSCOPE_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env=env,
-    )
+def cli(*args: str, cache: Path) -> Ran:
+    """The whole command with its own scan cache: (returncode, stdout, stderr)."""
+    return run_main(*args, env={"CONVSCOPE_CACHE_DIR": str(cache)})
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +64,7 @@ def test_export_topk_writes_figure_and_sidecar(tiny_cnn_path, folder, tmp_path, 
         "--out",
         str(out),
     ]
-    res = cli(*args, cache=tmp_path / "cache")  # a real process: exit code, stdout, silent stderr
+    res = cli(*args, cache=tmp_path / "cache")  # exit code, stdout, silent stderr
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert out.exists() and str(out) in res.stdout
@@ -159,7 +151,7 @@ def test_export_topk_bad_input_is_one_line(
 
 
 def _run_command(command: str, out: Path, cache: Path) -> np.ndarray:
-    """Run a sidecar's `python main.py export ...` line (FILE.png -> out) as a real process."""
+    """Run a sidecar's `python main.py export ...` line (FILE.png -> out)."""
     import shlex
 
     argv = shlex.split(command.replace("FILE.png", str(out)))

@@ -164,3 +164,77 @@ def win(qtbot, shared_window, assets):
 def tiny_win(qtbot, shared_window, assets):
     """The shared window on the tiny fixture model (conv1, pool1, block/inner_conv, dense1, probs), reset."""
     return reset_window(qtbot, shared_window, str(assets["model"]), str(assets["images"][0]))
+
+
+# ----- the Attribution tab standalone on its own engine thread (test_compare_dialog.py, test_sanity_dialog.py)
+ATTRIBUTION_TIMEOUT = 60_000
+
+
+def load_on(client, spec: str):
+    """Load `spec` on the engine and return its ModelSummary (other tests' engine threads may have
+    loaded another model: the engine's current model is process-wide)."""
+    from fake_engine import wait_until
+
+    from engine.contract import LoadModelParams
+
+    done: list = []
+    request = LoadModelParams(spec).request("test")
+
+    def on_finished(event) -> None:
+        if event.job_id == request.job_id:
+            done.append(event)
+
+    client.finished.connect(on_finished)
+    try:
+        client.submit(request)
+        wait_until(lambda: bool(done), ATTRIBUTION_TIMEOUT)
+    finally:
+        client.finished.disconnect(on_finished)
+    return done[0].result
+
+
+@pytest.fixture(scope="module")
+def attribution_engine(qapp, assets):
+    """(state, client): an AppState on the first digit image (layer conv1) and a started EngineClient,
+    one per test module."""
+    from fake_engine import wait_until
+
+    from engine.images import load_image
+    from gui.engine_thread import EngineClient
+    from gui.state import AppState
+
+    client = EngineClient()
+    client.start()
+    wait_until(lambda: client.is_ready, ATTRIBUTION_TIMEOUT)
+    state = AppState()
+    state.set_layer("conv1")
+    path = str(assets["images"][0])
+    state.set_image(path, load_image(path))
+    yield state, client
+    client.shutdown()
+
+
+@pytest.fixture
+def attribution_tab(attribution_engine, qtbot, assets):
+    """A fresh AttributionView on attribution_engine with the tiny fixture model loaded, shown at
+    1000x600 and active, its first map drawn; its dialogs are closed and the engine idle afterwards."""
+    from fake_engine import wait_until
+
+    from gui.views.attribution import AttributionView
+
+    state, client = attribution_engine
+    summary = load_on(client, str(assets["model"]))
+    if state.model is None or state.model_spec != summary.spec:
+        state.set_model(summary)
+    v = AttributionView(state, client)
+    qtbot.addWidget(v)
+    v.resize(1000, 600)
+    v.show()
+    v.set_active(True)
+    wait_until(lambda: v.overlay_image() is not None, ATTRIBUTION_TIMEOUT)
+    yield v
+    for name in ("compare_dialog", "sanity_dialog"):
+        dialog = getattr(v, name, None)
+        if dialog is not None:
+            dialog.close()
+    wait_until(lambda: not client.busy(), 30_000)

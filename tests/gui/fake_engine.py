@@ -25,7 +25,8 @@ A kind without an answer fails with kind "internal" and is listed in `unanswered
 `recorded_answers()` holds typed results for the tiny model of tests/gui/conftest.py (conv1,
 pool1, block/inner_conv, flatten, dense1, probs) built by hand: a ModelSummary with its
 LayerInfo tree, feature maps, filters, receptive fields, probabilities and (once
-engine.attribution.contract exists) a CamOutput. fake_window() opens a MainWindow on a fake;
+engine.attribution.contract exists) a CamOutput. fake_window() opens a MainWindow on a fake
+(fake_attribution_window() on its Attribution tab, the first map drawn);
 wait_until()/pump() wait with a QEventLoop, never QTest.qWait (which holds the GIL).
 """
 
@@ -260,6 +261,27 @@ def fake_window(fake: FakeEngineClient, images: list[str], spec: str = TINY_SPEC
         w.close()
         w.deleteLater()
         pump(1)
+
+
+@contextmanager
+def fake_attribution_window(fake: FakeEngineClient, folder: Path) -> Iterator[Any]:
+    """fake_window on write_digits(folder), on the Attribution tab with its first map drawn."""
+    with fake_window(fake, write_digits(folder)) as w:
+        view = w.view("attribution")
+        w.tabs.setCurrentIndex(w.views.index(view))
+        wait_until(lambda: view.result is not None and view.overlay_image() is not None and not fake.busy())
+        yield w
+
+
+def assert_tensorflow_free() -> None:
+    """In the fresh process of test_views_fake.py's subprocess test (CONVSCOPE_FAKE_CHILD set), nothing
+    may have imported TensorFlow or Keras (in a whole-suite run an earlier real-engine test's thread
+    may still be importing it in the background, so the check runs there only)."""
+    import os
+    import sys
+
+    if os.environ.get("CONVSCOPE_FAKE_CHILD"):
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
 
 
 def write_digits(folder: Path, n: int = 2) -> list[str]:

@@ -9,12 +9,16 @@ export sidecar get them. No TensorFlow: the maps are the fake's recorded CamOutp
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
-from fake_engine import FakeEngineClient, fake_window, recorded_answers, wait_until, write_digits
+from fake_engine import (
+    FakeEngineClient,
+    assert_tensorflow_free,
+    fake_attribution_window,
+    recorded_answers,
+    wait_until,
+)
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
@@ -26,8 +30,7 @@ from gui.views import attribution_boxes
 @pytest.fixture(autouse=True)
 def no_tensorflow():
     yield
-    if os.environ.get("CONVSCOPE_FAKE_CHILD"):
-        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+    assert_tensorflow_free()
 
 
 @pytest.fixture
@@ -37,11 +40,9 @@ def fake(qapp):
 
 @pytest.fixture
 def view(qapp, fake, tmp_path):
-    with fake_window(fake, write_digits(tmp_path)) as w:
-        v = w.view("attribution")
-        w.tabs.setCurrentIndex(w.views.index(v))
-        wait_until(lambda: v.result is not None and v.overlay_image() is not None and not fake.busy())
-        yield v
+    """The Attribution tab of the fake window, its first map drawn (fake_engine.fake_attribution_window)."""
+    with fake_attribution_window(fake, tmp_path) as w:
+        yield w.view("attribution")
 
 
 def viewport_point(view, x: float, y: float) -> QPoint:

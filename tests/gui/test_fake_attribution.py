@@ -6,24 +6,19 @@ the typed answer of engine.attribution.contract and must ask with a valid CamPar
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
-from fake_engine import FakeEngineClient, fake_window, recorded_answers, wait_until, write_digits
+from fake_engine import FakeEngineClient, assert_tensorflow_free, fake_attribution_window, recorded_answers
 
 from engine.attribution import contract  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def no_tensorflow():
-    """Nothing a test here does may import TensorFlow or Keras. Checked in the fresh process that
-    test_views_fake.py's subprocess test starts (in a whole-suite run an earlier real-engine test's
-    thread may still be importing it in the background)."""
+    """Nothing a test here does may import TensorFlow or Keras (checked in test_views_fake.py's
+    fresh subprocess: fake_engine.assert_tensorflow_free)."""
     yield
-    if os.environ.get("CONVSCOPE_FAKE_CHILD"):
-        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+    assert_tensorflow_free()
 
 
 @pytest.fixture
@@ -33,15 +28,16 @@ def fake(qapp):
 
 @pytest.fixture
 def window(qapp, fake, tmp_path):
-    with fake_window(fake, write_digits(tmp_path)) as w:
+    """The fake window on the Attribution tab, its first map drawn (fake_engine.fake_attribution_window)."""
+    with fake_attribution_window(fake, tmp_path) as w:
         yield w
 
 
 def test_cam_on_the_default_layer_is_drawn_and_described(window, fake):
     w = window
     view = w.view("attribution")
-    w.tabs.setCurrentIndex(w.views.index(view))
-    wait_until(lambda: view.result is not None and view.overlay_image() is not None and not fake.busy())
+    assert w.tabs.currentIndex() == w.views.index(view)  # the fixture opened the tab: the map is drawn
+    assert view.result is not None and view.overlay_image() is not None and not fake.busy()
     params = contract.CamParams.parse(fake.requests_of("cam")[-1].params)
     assert params.layer is None and params.method == "gradcam" and params.image is w.state.image
     out = view.result

@@ -1,9 +1,9 @@
 """The Attribution tab's Sanity check dialog on the real engine thread and the tiny fixture model.
 
-The tab is built standalone on its own AppState and EngineClient (as in test_attribution_view.py)
-with the tiny 28x28 grey model (conv1, pool1, block/inner_conv, dense1, probs): four layers with
-weights, so a check has five maps ("original", then probs, dense1, block/inner_conv, conv1
-re-initialized). Waits are QEventLoop-based (fake_engine.wait_until), never QTest.qWait.
+The tab is built standalone on its own AppState and EngineClient (conftest.py's attribution_tab,
+shared with test_compare_dialog.py) with the tiny 28x28 grey model (conv1, pool1, block/inner_conv,
+dense1, probs): four layers with weights, so a check has five maps ("original", then probs, dense1,
+block/inner_conv, conv1 re-initialized). Waits are QEventLoop-based (fake_engine.wait_until), never QTest.qWait.
 """
 
 from __future__ import annotations
@@ -15,68 +15,16 @@ import pytest
 from fake_engine import wait_until
 
 from engine.attribution.contract import CamParams, SaliencyParams
-from engine.contract import LoadModelParams
-from engine.jobs import Finished
 from gui.views.sanity_dialog import OWNER, sanity_command, sanity_params
 
 TIMEOUT = 60_000
 STEPS = ("original", "probs", "dense1", "block/inner_conv", "conv1")
 
 
-@pytest.fixture(scope="module")
-def setup(qapp, assets):
-    from engine.images import load_image
-    from gui.engine_thread import EngineClient
-    from gui.state import AppState
-
-    client = EngineClient()
-    client.start()
-    wait_until(lambda: client.is_ready, TIMEOUT)
-    state = AppState()
-    state.set_layer("conv1")
-    path = str(assets["images"][0])
-    state.set_image(path, load_image(path))
-    yield state, client
-    client.shutdown()
-
-
-def _load(client, spec: str):
-    """Load `spec` on the engine (other tests' engine threads may have loaded another model)."""
-    done: list[Finished] = []
-    request = LoadModelParams(spec).request("test")
-
-    def on_finished(event) -> None:
-        if event.job_id == request.job_id:
-            done.append(event)
-
-    client.finished.connect(on_finished)
-    try:
-        client.submit(request)
-        wait_until(lambda: bool(done), TIMEOUT)
-    finally:
-        client.finished.disconnect(on_finished)
-    return done[0].result
-
-
 @pytest.fixture
-def view(setup, qtbot, assets):
-    from gui.views.attribution import AttributionView
-
-    state, client = setup
-    summary = _load(client, str(assets["model"]))
-    if state.model is None or state.model_spec != summary.spec:
-        state.set_model(summary)
-    v = AttributionView(state, client)
-    qtbot.addWidget(v)
-    v.resize(1000, 600)
-    v.show()
-    v.set_active(True)
-    wait_until(lambda: v.overlay_image() is not None, TIMEOUT)
-    yield v
-    dialog = getattr(v, "sanity_dialog", None)
-    if dialog is not None:
-        dialog.close()
-    wait_until(lambda: not client.busy(), 30_000)
+def view(attribution_tab):
+    """The standalone Attribution tab of tests/gui/conftest.py on the tiny model, its first map drawn."""
+    return attribution_tab
 
 
 def _checked(view):
