@@ -1,7 +1,8 @@
 """A scan's batches on a Ray cluster: Ray Data map_batches over a pool of actors that keep the model.
 
 Convscope has no scheduler or worker pool of its own: a scan's batches are grouped into
-shards of consecutive batches (shard_batches: about 8 per worker, at most 8,192 images), the
+shards of consecutive batches (shard_batches: about 8 per worker, at most 8,192 images unless
+there are many classes), the
 shards are rows of a Ray Dataset, and `map_batches` hands them to a pool of `_ScanWorker`
 actors (ActorPoolStrategy). Each actor, once:
 
@@ -43,7 +44,8 @@ from engine.jobs import CancelToken
 __all__ = ["connect", "ray_batches", "shard_batches", "shutdown"]
 
 SHARDS_PER_WORKER = 8  # shards per worker: load balance and progress steps vs driver merges
-SHARD_IMAGES = 8192  # at most this many images per shard
+SHARD_IMAGES = 8192  # at most this many images per shard (unless the classes need more)
+IMAGES_PER_GROUP = 8  # at least this many images per class group in a shard
 _LOCK = threading.Lock()
 _CONNECTED: dict[str, Any] = {}  # {"address": the address ray.init was given}
 
@@ -179,12 +181,20 @@ def _source_for_workers(src: Any) -> Any:
     return spec if isinstance(spec, str) and spec.startswith("builtin:") else src
 
 
-def shard_batches(n_batches: int, workers: int, batch_size: int, max_images: int = SHARD_IMAGES) -> int:
-    """Batches per shard (one Ray task, one summary for the driver): about SHARDS_PER_WORKER
-    shards per worker so the driver merges few summaries, at most `max_images` images so
-    progress, cancel and checkpoints stay fine-grained; at least one batch."""
-    wanted = math.ceil(n_batches / (workers * SHARDS_PER_WORKER))
-    return max(1, min(wanted, max_images // max(1, batch_size)))
+def shard_batches(n_batches: int, workers: int, batch_size: int, groups: int = 1) -> int:
+    """Batches per shard (one Ray task, one summary for the driver).
+
+    About SHARDS_PER_WORKER shards per worker (load balance, progress and cancel steps), at
+    most SHARD_IMAGES images, but at least IMAGES_PER_GROUP images per class group: a summary
+    carries classes x channels moments whatever its size, so with many classes (ImageNet's
+    1,000) shards grow until those moments cost the driver no more than about 4 bytes per
+    channel and image, and the number of shards the driver merges stops growing with the workers.
+    """
+    wanted = math.ceil(n_batches / (max(1, workers) * SHARDS_PER_WORKER))
+    per = max(1, batch_size)
+    most = max(SHARD_IMAGES, IMAGES_PER_GROUP * groups) // per
+    least = math.ceil(IMAGES_PER_GROUP * groups / per)
+    return max(1, min(max(wanted, least), most, n_batches))
 
 
 def _cluster_cpus(ray: Any) -> int:
@@ -221,7 +231,7 @@ def ray_batches(
     cpus = _cluster_cpus(ray)
     size = max(1, int(workers or cpus))
     size = min(size, n_batches)
-    per_shard = shard_batches(n_batches, size, batch_size)
+    per_shard = shard_batches(n_batches, size, batch_size, len(plan.src.class_names) + 1)
     n_shards = math.ceil(n_batches / per_shard)
     per_worker = max(1.0, math.floor(cpus / size)) if size <= cpus else 1.0
     model_ref = ray.put(pack(plan.h))

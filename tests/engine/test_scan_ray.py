@@ -124,8 +124,8 @@ def test_ray_scan_of_a_folder_equals_the_local_scan(ray_cluster, model, folder30
     assert np.isfinite(result.top_values).all() and len(set(result.top_ids.ravel())) > K  # real hits
     # progress came from completed batches, in order, and said what Ray was doing meanwhile
     done = [d for d, _ in messages]
-    shards = -(-31 // shard_batches(31, 2, BATCH))  # 31 batches of 10 images, in shards for 2 workers
-    assert done == sorted(done) and done[-1] == 301 and len({d for d in done if d}) == shards > 8
+    shards = -(-31 // shard_batches(31, 2, BATCH, 4))  # 31 batches of 10 images, 3 classes + all, 2 workers
+    assert done == sorted(done) and done[-1] == 301 and len({d for d in done if d}) == shards >= 6
     assert any("Ray worker" in m for _, m in messages) and any("images/s" in m for _, m in messages)
 
 

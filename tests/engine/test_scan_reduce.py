@@ -108,3 +108,13 @@ def test_topk_merge_of_two_lists_equals_one_update(batch):
     np.testing.assert_array_equal(right.ids, whole.ids)
     np.testing.assert_array_equal(right.values, whole.values)
     np.testing.assert_array_equal(right.pos, whole.pos)
+
+
+def test_shards_stay_few_for_the_driver():
+    from engine.dataset.cluster import shard_batches
+
+    assert shard_batches(31, 2, 10, 4) == 4  # small sets: 8 shards per worker, at least 8 images per group
+    assert shard_batches(5005, 1, 256, 1001) == 32  # ImageNet, one worker: 8,192-image shards
+    assert shard_batches(5005, 64, 256, 1001) == 32  # 64 workers: the classes keep shards large
+    assert shard_batches(5005, 64, 256, 11) == 10  # ten classes: about 8 shards per worker
+    assert shard_batches(3, 8, 256, 1001) == 3  # never more than the scan has
