@@ -252,3 +252,27 @@ def test_trust_travels_explicitly(tmp_path):
     assert unpack(pkg, tmp_path / "ok").trusted is True
     with pytest.raises(UnsafeModel):
         unpack(dataclasses.replace(pkg, trust=False), tmp_path / "refused")
+
+
+def test_the_scan_job_runs_on_ray(ray_cluster, tiny_cnn_path, folder300, local):
+    """What the Dataset tab submits: ScanParams(runner="ray") through the engine's job runner."""
+    from engine.dataset.contract import ScanParams
+    from engine.jobs import Failed, Finished, Progress, run
+
+    params = ScanParams(
+        source=str(folder300),
+        layer=LAYER,
+        k=K,
+        batch_size=BATCH,
+        cache=False,
+        runner="ray",
+        workers=2,
+        model=str(tiny_cnn_path),
+    )
+    events = list(run(params.request("dataset")))
+    assert isinstance(events[-1], Finished), events[-1]
+    assert any(isinstance(e, Progress) and "Ray" in e.message for e in events)
+    assert_same(local, events[-1].result)
+    bad = ScanParams(source=str(folder300), layer=LAYER, runner="spark", model=str(tiny_cnn_path))
+    failed = list(run(bad.request("dataset")))[-1]
+    assert isinstance(failed, Failed) and "unknown scan runner 'spark'" in failed.message
