@@ -250,13 +250,77 @@ def ray_batches(
     )
     yield f"starting {size} Ray worker{'s' if size != 1 else ''} (each loads the model)…"
     stream = mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
-    try:
-        for batch in stream:
+    with _Pump(stream, (model_ref, source_ref)) as pump:
+        while True:
+            batch = pump.get(token)
+            if batch is None:
+                return
             for i in range(len(batch["n"])):
                 yield BatchSummary.from_columns(batch, i), None
+
+
+class _Pump:
+    """Reads Ray Data's blocking iterator on a thread, so the scan answers cancel at once.
+
+    get() waits for the next shard while watching the token: a cancel raises Cancelled here at
+    once, and the thread closes the stream (which stops the Ray work) when its current read
+    returns. `keep` holds the model and source refs until then: a restarted actor reads its
+    constructor arguments again.
+    """
+
+    def __init__(self, stream: Any, keep: Any) -> None:
+        import queue
+
+        self.stream, self.keep = stream, keep
+        self.items: queue.Queue = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="convscope-ray-scan", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for batch in self.stream:
+                if not self._put(("batch", batch)):
+                    break
+            else:
+                self._put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the scan's thread
+            self._put(("error", exc))
+        finally:
+            close = getattr(self.stream, "close", None)
+            if close is not None:
+                close()
+            self.keep = None
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        """Queue an item unless the scan stopped listening (then False: stop reading)."""
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, token: CancelToken) -> Any:
+        """The next shard's columns; None at the end. Raises Cancelled or the stream's error."""
+        import queue
+
+        while True:
             if token.cancelled:
                 raise Cancelled()
-    finally:  # the refs stay alive until here: a restarted actor reads its arguments again
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+            try:
+                kind, item = self.items.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if kind == "error":
+                raise item
+            return item if kind == "batch" else None
+
+    def __enter__(self) -> _Pump:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()  # the thread stops at its next shard and closes the stream; no wait here

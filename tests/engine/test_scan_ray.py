@@ -276,3 +276,18 @@ def test_the_scan_job_runs_on_ray(ray_cluster, tiny_cnn_path, folder300, local):
     bad = ScanParams(source=str(folder300), layer=LAYER, runner="spark", model=str(tiny_cnn_path))
     failed = list(run(bad.request("dataset")))[-1]
     assert isinstance(failed, Failed) and "unknown scan runner 'spark'" in failed.message
+
+
+def test_cancel_while_workers_start_answers_at_once(ray_cluster, model, folder300):
+    """Cancel does not wait for Ray's next shard: nothing was merged, so nothing is checkpointed."""
+    token = CancelToken()
+
+    def progress(p) -> None:
+        if "Ray worker" in p.message:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        scan(model, str(folder300), LAYER, K, batch_size=BATCH, runner="ray", token=token, progress=progress)
+    assert not list(Path(scan_cache.scans_dir()).glob("*.partial.npz"))
+    again = scan(model, str(folder300), LAYER, K, batch_size=BATCH, runner="ray", workers=2)
+    assert again.done == 301  # the cancelled run's actors do not block the next scan
