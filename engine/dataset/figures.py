@@ -66,6 +66,9 @@ def upscale(img: np.ndarray, cell_h: int, cell_w: int) -> np.ndarray:
     return np.repeat(np.repeat(img, cell_h, axis=0), cell_w, axis=1)
 
 
+GAP_GREY = 170  # the lines between a unit's crops
+
+
 def _unit_tile(crops: np.ndarray, cell: int, gap: int = 1) -> np.ndarray:
     """k crops (k, h, w, C) uint8 as one near-square RGB tile of cells `cell` px wide."""
     from PIL import Image
@@ -73,7 +76,8 @@ def _unit_tile(crops: np.ndarray, cell: int, gap: int = 1) -> np.ndarray:
     k = len(crops)
     cols = max(1, math.ceil(math.sqrt(k)))
     rows = max(1, math.ceil(k / cols))
-    tile = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap, 3), 255, np.uint8)
+    # grey between and around crops, so a white crop (a unit that fires on blank paper) still shows
+    tile = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap, 3), GAP_GREY, np.uint8)
     for i, crop in enumerate(crops):
         rgb = np.repeat(crop, 3, axis=-1) if crop.shape[-1] == 1 else crop[..., :3]
         h, w = rgb.shape[:2]
