@@ -11,7 +11,13 @@ Gradcam explains the logit and Scorecam's own softmax sees logits; Scorecam with
 so a change in a shared machine's load hits them alike. The maps are compared as a sanity
 check (Pearson r of the ReLU maps on the 224x224 grid; bf16 against float32 Score-CAM too).
 
-Run:  nice -n 5 python bench/cam_speed.py [--images 5] [--score-images 1]
+Issue 14 adds: `--isa avx2` (ONEDNN_MAX_CPU_ISA=AVX2, an AVX2-only CPU) and `--isa both` (the
+default: one process per ISA, AVX2 first); Score-CAM's fast mode (`--fast`, default
+engine.attribution.methods.FAST_CHANNELS: only the channels whose maps vary most) beside
+tf-keras-vis' own fast mode (Faster-ScoreCAM, max_N set to the same number of channels); and
+the process's peak RSS after each row (getrusage; rows run in the order printed).
+
+Run:  nice -n 5 python bench/cam_speed.py [--images 5] [--score-images 1] [--isa both|full|avx2]
 Needs `pip install tf-keras-vis` (listed in the "bench" extra); without it those rows read n/a.
 """
 
@@ -29,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
+from bench._common import apply_isa, isa_line, peak_rss_mb, rerun_per_isa  # noqa: E402
 
 LAYER = "block5_conv3"
 
@@ -67,12 +75,23 @@ def main() -> int:
         "--score-images", type=int, default=1, help="images for the Score-CAM rows (slow on CPU)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the images (median)")
+    parser.add_argument("--isa", default="both", choices=("both", "full", "avx2"))
+    parser.add_argument(
+        "--fast", type=float, default=None, help="fast mode's max_channels (default FAST_CHANNELS)"
+    )
+    parser.add_argument(
+        "--skip-exact", action="store_true", help="no exact Score-CAM rows (ours and tf-keras-vis')"
+    )
     args = parser.parse_args()
+    if args.isa == "both":
+        return rerun_per_isa(["avx2", "full"], [a for a in sys.argv if not a.startswith("--isa")])
+    apply_isa(args.isa)
 
     import keras
     import tensorflow as tf
 
     from engine.attribution import cam
+    from engine.attribution.methods import FAST_CHANNELS, top_variance_channels
     from engine.images import to_model_input
     from engine.models import load_model
     from engine.precision import native_bfloat16, resolve_precision
@@ -148,7 +167,7 @@ def main() -> int:
                 outs[key][i] = run(i)
                 times[key].append((time.perf_counter() - t0) * 1000)
 
-    def scorecam(i: int, precision: str) -> object:
+    def scorecam(i: int, precision: str, max_channels: float | None = None) -> object:
         return cam(
             h,
             imgs[i],
@@ -158,15 +177,27 @@ def main() -> int:
             mapping="bilinear",
             batch_size=32,
             precision=precision,
+            max_channels=max_channels,
         )
 
-    slow = {"sc32": lambda i: scorecam(i, "float32")}
-    if auto != "float32":
+    share = FAST_CHANNELS if args.fast is None else args.fast
+    share = int(share) if share >= 1 else share
+    acts0 = np.asarray(h.submodel([LAYER])(xs[0]))[0]
+    live0 = np.flatnonzero(np.ptp(acts0, axis=(0, 1)) > 0)
+    n_fast = len(top_variance_channels(acts0, np.arange(acts0.shape[-1]), share))
+    slow = {} if args.skip_exact else {"sc32": lambda i: scorecam(i, "float32")}
+    slow["fast32"] = lambda i: scorecam(i, "float32", share)
+    if auto != "float32" and not args.skip_exact:
         slow["sc"] = lambda i: scorecam(i, auto)
     if tkv is not None:
-        slow["tkv_sc"] = lambda i: tkv["scorecam"](
-            CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER, batch_size=32
+        if not args.skip_exact:
+            slow["tkv_sc"] = lambda i: tkv["scorecam"](
+                CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER, batch_size=32
+            )
+        slow["tkv_fast"] = lambda i: tkv["scorecam"](
+            CategoricalScore([tops[i]]), xs[i], penultimate_layer=LAYER, batch_size=32, max_N=n_fast
         )
+    rss: dict[str, float] = {}
     for key in slow:
         times[key], outs[key] = [], {}
     for i in range(len(score_imgs)):
@@ -174,6 +205,7 @@ def main() -> int:
             t0 = time.perf_counter()
             outs[key][i] = run(i)
             times[key].append((time.perf_counter() - t0) * 1000)
+            rss[key] = peak_rss_mb()
     t = {k: statistics.median(v) for k, v in times.items()}
 
     rows += [
@@ -183,23 +215,48 @@ def main() -> int:
     ]
     if tkv is not None:
         rows.append((f"tf-keras-vis {version} Gradcam", t["tkv_gc"], f"{t['tkv_gc'] / t['fb']:.2f}x fwd+bwd"))
-    rows.append(("Convscope Score-CAM, float32", t["sc32"], f"{t['sc32'] / t['fwd']:.0f}x fwd"))
+    if "sc32" in t:
+        rows.append(("Convscope Score-CAM exact, float32", t["sc32"], f"{t['sc32'] / t['fwd']:.0f}x fwd"))
     if "sc" in t:
-        rows.append((f"Convscope Score-CAM, auto = {auto}", t["sc"], f"{t['sc'] / t['fwd']:.0f}x fwd"))
-    else:
+        rows.append((f"Convscope Score-CAM exact, auto = {auto}", t["sc"], f"{t['sc'] / t['fwd']:.0f}x fwd"))
+    elif "sc32" in t:
         t["sc"], outs["sc"] = t["sc32"], outs["sc32"]
         notes.append(
             "precision auto = float32 here (no native bfloat16): the default Score-CAM row is the float32 one"
         )
+    if "tkv_sc" in t:
+        rows.append(
+            (f"tf-keras-vis {version} Scorecam exact", t["tkv_sc"], f"{t['tkv_sc'] / t['fwd']:.0f}x fwd")
+        )
+    rows.append(
+        (
+            f"Convscope Score-CAM fast ({share}: {n_fast} ch), float32",
+            t["fast32"],
+            f"{t['fast32'] / t['fwd']:.0f}x fwd",
+        )
+    )
+    if "tkv_fast" in t:
+        rows.append(
+            (f"tf-keras-vis Scorecam max_N={n_fast}", t["tkv_fast"], f"{t['tkv_fast'] / t['fwd']:.0f}x fwd")
+        )
     if tkv is not None:
-        rows.append((f"tf-keras-vis {version} Scorecam", t["tkv_sc"], f"{t['tkv_sc'] / t['fwd']:.0f}x fwd"))
         r_gc = statistics.mean(pearson(outs["gc"][i].heatmap_relu, outs["tkv_gc"][i][0]) for i in outs["gc"])
-        r_sc = statistics.mean(pearson(outs["sc32"][i].heatmap, outs["tkv_sc"][i][0]) for i in outs["sc32"])
+        note = f"agreement with tf-keras-vis (Pearson r): Grad-CAM {r_gc:.3f} (ReLU maps)"
+        if "sc32" in outs and "tkv_sc" in outs:
+            r_sc = statistics.mean(
+                pearson(outs["sc32"][i].heatmap, outs["tkv_sc"][i][0]) for i in outs["sc32"]
+            )
+            note += (
+                f"; Score-CAM {r_sc:.3f} (our signed map vs theirs; by design they differ: Convscope weighs each "
+                "channel by p(masked) - p(black) and blends toward black, tf-keras-vis by p(masked), "
+                "multiplying the caffe-scaled input)"
+            )
+        notes.append(note)
+    if "sc32" in outs:
+        r_fast = [pearson(outs["fast32"][i].cam, outs["sc32"][i].cam) for i in outs["fast32"]]
         notes.append(
-            f"agreement with tf-keras-vis (Pearson r): Grad-CAM {r_gc:.3f} (ReLU maps); Score-CAM {r_sc:.3f} "
-            "(our signed map vs theirs; by design they differ: Convscope weighs each channel by "
-            "p(masked) - p(black) and blends toward black, tf-keras-vis by p(masked), multiplying the "
-            "caffe-scaled input)"
+            f"Score-CAM fast vs exact coarse maps here (random weights, not a fidelity measure: see "
+            f"bench/scorecam_fast.py): Pearson r min {min(r_fast):.4f}"
         )
     if "sc" in slow:
         r_bf = [pearson(outs["sc"][i].cam, outs["sc32"][i].cam) for i in outs["sc"]]
@@ -212,11 +269,11 @@ def main() -> int:
         for x in xs[: len(score_imgs)]
     ]
     notes.append(
-        f"Score-CAM forward passes per image: Convscope {statistics.mean(live):.0f} (channels with a "
-        f"non-constant map), tf-keras-vis 512"
+        f"Score-CAM forward passes per image: Convscope exact {statistics.mean(live):.0f} (channels with a "
+        f"non-constant map; {len(live0)} on the first image), fast {n_fast}; tf-keras-vis 512, max_N {n_fast}"
     )
-    tkv_gc, tkv_sc, t_gc, t_sc, t_fb = t.get("tkv_gc"), t.get("tkv_sc"), t["gc"], t["sc"], t["fb"]
-    t_sc32 = t["sc32"]
+    tkv_gc, tkv_sc, t_gc, t_fb = t.get("tkv_gc"), t.get("tkv_sc"), t["gc"], t["fb"]
+    t_sc, t_sc32, t_fast, tkv_fast = t.get("sc"), t.get("sc32"), t["fast32"], t.get("tkv_fast")
 
     print(
         f"# cam_speed: VGG16 weights=None 224x224, layer {LAYER}; TF {tf.__version__}, Keras {keras.__version__}; "
@@ -228,21 +285,39 @@ def main() -> int:
         f"Score-CAM rows: {len(score_imgs)} image(s), one pass"
     )
     print()
-    print(f"| {'what':<40} | {'ms/image':>9} | {'ratio':<16} |")
-    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 18}|")
+    print(f"# {isa_line()}")
+    print()
+    print(f"| {'what':<46} | {'ms/image':>9} | {'ratio':<16} | {'RSS MB':>6} |")
+    print(f"|{'-' * 48}|{'-' * 11}|{'-' * 18}|{'-' * 8}|")
+    keys = {
+        "Convscope Score-CAM exact, float32": "sc32",
+        "tf-keras-vis": "",
+        "Convscope Score-CAM fast": "fast32",
+    }
     for name, ms, ratio in rows:
-        print(f"| {name:<40} | {ms:>9.1f} | {ratio:<16} |")
+        key = next((v for k, v in keys.items() if name.startswith(k)), "")
+        key = "tkv_fast" if "max_N" in name else ("tkv_sc" if name.endswith("Scorecam exact") else key)
+        if name.startswith("Convscope Score-CAM exact, auto"):
+            key = "sc"
+        mb = f"{rss[key]:.0f}" if key in rss else ""
+        print(f"| {name:<46} | {ms:>9.1f} | {ratio:<16} | {mb:>6} |")
     print()
     if tkv_gc:
         print(
             f"Grad-CAM: {t_gc / t_fb:.2f}x one forward+backward (target <= 1.3x); "
             f"{tkv_gc / t_gc:.2f}x faster than tf-keras-vis (target >= 1x)"
         )
+    if tkv_sc and t_sc:
+        print(
+            f"Score-CAM exact (default precision {auto}): {tkv_sc / t_sc:.2f}x faster than tf-keras-vis exact "
+            f"(target >= 2x); float32: {tkv_sc / t_sc32:.2f}x"
+        )
     if tkv_sc:
         print(
-            f"Score-CAM (default precision {auto}): {tkv_sc / t_sc:.2f}x faster than tf-keras-vis (target >= 2x); "
-            f"float32: {tkv_sc / t_sc32:.2f}x"
+            f"Score-CAM fast, float32: {tkv_sc / t_fast:.2f}x faster than tf-keras-vis exact (target >= 2x)"
         )
+    if tkv_fast:
+        print(f"Score-CAM fast vs tf-keras-vis' own fast mode (max_N={n_fast}): {tkv_fast / t_fast:.2f}x")
     for note in notes:
         print(note)
     return 0

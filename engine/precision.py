@@ -58,9 +58,56 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+# oneDNN's ISA names in rising order (ONEDNN_MAX_CPU_ISA caps what its kernels may use); bf16 dot
+# products are native from AVX512_CORE_BF16 up (AMX above it), never on AVX2-class levels
+ISA_LEVELS: tuple[str, ...] = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+)
+_BF16_LEVEL = ISA_LEVELS.index("AVX512_CORE_BF16")
+_AMX_LEVEL = ISA_LEVELS.index("AVX512_CORE_AMX")
+
+
+def isa_cap() -> str | None:
+    """The instruction-set cap oneDNN runs under ($ONEDNN_MAX_CPU_ISA, or the older $DNNL_MAX_CPU_ISA),
+    upper case; None when unset or "ALL"/"DEFAULT" (no cap)."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip().upper()
+        if value:
+            return None if value in ("ALL", "DEFAULT") else value
+    return None
+
+
+def cpu_bfloat16(flags: set[str], cap: str | None = None) -> bool:
+    """Whether a CPU with these /proc/cpuinfo `flags` computes bf16 natively under oneDNN's ISA `cap`.
+
+    avx512_bf16 needs a cap of AVX512_CORE_BF16 or above, amx_bf16 one of AVX512_CORE_AMX or
+    above; an unknown cap counts as no cap. So ONEDNN_MAX_CPU_ISA=AVX2 (an AVX2-only CPU, or its
+    imitation) gives False, as on a real AVX2 machine.
+    """
+    level = ISA_LEVELS.index(cap) if cap in ISA_LEVELS else len(ISA_LEVELS)
+    return ("avx512_bf16" in flags and level >= _BF16_LEVEL) or ("amx_bf16" in flags and level >= _AMX_LEVEL)
+
+
 @functools.cache
 def native_bfloat16() -> bool:
-    """True when TensorFlow's device here computes bf16 convolutions natively (and so faster)."""
+    """True when TensorFlow's device here computes bf16 convolutions natively (and so faster).
+
+    A GPU of compute capability 8.0 or more; else the CPU's flags (AVX512_BF16 or AMX) under the
+    ISA cap oneDNN runs with (cpu_bfloat16).
+    """
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -69,8 +116,7 @@ def native_bfloat16() -> bool:
         except (RuntimeError, ValueError, TypeError):
             continue
         return major >= 8
-    flags = _cpu_flags()
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return cpu_bfloat16(_cpu_flags(), isa_cap())
 
 
 def resolve_precision(precision: str | None) -> str:

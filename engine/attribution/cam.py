@@ -23,7 +23,14 @@ import numpy as np
 
 from engine import common
 from engine.attribution.functions import compiled, forward_fn, grad_fn, logits_fn
-from engine.attribution.methods import CAM_METHODS, CamContext, CamMethod, check_method, register
+from engine.attribution.methods import (
+    CAM_METHODS,
+    CamContext,
+    CamMethod,
+    check_max_channels,
+    check_method,
+    register,
+)
 from engine.attribution.projection import DEFAULT_MAPPING, check_mapping, project
 from engine.attribution.target import Target, TargetSpec, target_index, target_name
 from engine.errors import EngineError
@@ -133,6 +140,7 @@ def iter_cam(
     sigma: float | None = None,
     batch_size: int = 32,
     precision: str = "auto",
+    max_channels: int | float | None = None,
 ) -> Iterator[tuple[int, int]]:
     """cam() as a generator: yields (done, total) progress and returns the CamResult (for jobs).
 
@@ -146,11 +154,16 @@ def iter_cam(
     sets the gaussian mapping's width in input pixels. batch_size: masked images per
     Score-CAM forward pass. precision: the masked Score-CAM passes run in "float32" or
     "bfloat16" ("auto": bf16 where the hardware computes it natively, about twice as fast;
-    see engine.precision); settings["precision"] records what ran.
+    see engine.precision); settings["precision"] records what ran. max_channels: Score-CAM's
+    fast mode (None, the default, is exact): only the N channels whose maps vary most run (a
+    count, or a share 0 < f < 1 of the layer's channels; methods.FAST_CHANNELS is the share
+    `--fast` takes), the others weigh 0; settings["max_channels"] records it. Score-CAM's batch
+    shrinks by itself to fit the memory there is (engine.memory).
     """
     impl = CAM_METHODS[check_method(method)]()
     mapping = check_mapping(mapping)
     check_precision(precision)
+    max_channels = check_max_channels(max_channels)
     goal = Target.of(h, target)
     path = _check_layer(h, layer)
     photo = (
@@ -167,7 +180,7 @@ def iter_cam(
     else:
         acts, logits = (np.asarray(v) for v in forward_fn(h, path)(x))
         chosen, grads0 = goal.chosen(logits), None
-    ctx = CamContext(h, x, goal, chosen, field_, mapping, sigma, int(batch_size), precision)
+    ctx = CamContext(h, x, goal, chosen, field_, mapping, sigma, int(batch_size), precision, max_channels)
     coarse = yield from impl.run(ctx, acts[0], grads0)
     mats = ctx.matrices(coarse.shape, photo.shape[:2])
     settings = {
@@ -180,6 +193,8 @@ def iter_cam(
     }
     if goal.score != "logit":
         settings["score"] = goal.score
+    if max_channels is not None and impl.name == "scorecam":
+        settings["max_channels"] = max_channels
     return CamResult(
         cam=coarse,
         heatmap=project(coarse, *mats),
@@ -207,7 +222,8 @@ def cam(
 ) -> CamResult:
     """A class activation map of `img` for `target`, projected onto the photo's own pixel grid.
 
-    The arguments are iter_cam's (target, layer, method, mapping, sigma, batch_size, precision:
-    see there); progress(done, total) is called between Score-CAM batches (it may raise to cancel).
+    The arguments are iter_cam's (target, layer, method, mapping, sigma, batch_size, precision,
+    max_channels: see there); progress(done, total) is called between Score-CAM batches (it may
+    raise to cancel).
     """
     return drain(iter_cam(h, img, *args, **options), progress)

@@ -28,6 +28,7 @@ from engine.attribution.figures import (
     side_by_side,
 )
 from engine.attribution.gradients import SALIENCY_METHODS
+from engine.attribution.methods import FAST_CHANNELS
 from engine.attribution.metrics import BASELINES, DEFAULT_BASELINE
 from engine.attribution.projection import DEFAULT_MAPPING, MAPPINGS
 from engine.models import ModelHandle
@@ -55,6 +56,18 @@ def _target_arg(text: str | None) -> Any:
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
+def _channels_arg(text: str) -> int | float:
+    from engine.attribution.methods import check_max_channels
+    from engine.errors import EngineError
+
+    try:
+        value = float(text)
+        out = check_max_channels(int(value) if value >= 1 and value.is_integer() else value)
+    except (ValueError, EngineError) as exc:
+        raise argparse.ArgumentTypeError(f"a count >= 1 or a share in (0, 1), got {text!r}") from exc
+    return value if out is None else out
+
+
 def _cam_options(p: argparse.ArgumentParser) -> None:
     cli._model_args(p)
     p.add_argument("--image", required=True, help="image path or builtin:NAME")
@@ -74,6 +87,19 @@ def _cam_options(p: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="auto",
         help="Score-CAM's masked passes: auto = bfloat16 where the hardware has it natively (about 2x faster)",
+    )
+    fast = p.add_mutually_exclusive_group()
+    fast.add_argument(
+        "--fast",
+        action="store_true",
+        help=f"Score-CAM's fast mode, as --max-channels {FAST_CHANNELS}: only that share of the channels, "
+        "those whose maps vary most (Faster Score-CAM; exact is the default)",
+    )
+    fast.add_argument(
+        "--max-channels",
+        type=_channels_arg,
+        metavar="N",
+        help="Score-CAM: only the N channels whose maps vary most (or a share such as 0.25)",
     )
     p.add_argument("--coarse", action="store_true", help="also show the raw coarse map with its cell grid")
     p.add_argument("--scores", action="store_true", help="print deletion and insertion AUC of the map")
@@ -107,6 +133,7 @@ def export_cam(args: argparse.Namespace) -> cli.Produced:
         "sigma": args.sigma,
         "batch_size": args.batch_size,
         "precision": args.precision,
+        "max_channels": FAST_CHANNELS if args.fast else args.max_channels,
     }
     res = cam(h, photo, _target_arg(args.target), **kw)
     results = [res]
@@ -146,6 +173,7 @@ def export_cam(args: argparse.Namespace) -> cli.Produced:
         "mapping": res.mapping,
         "sigma": args.sigma,
         **({"precision": res.settings["precision"]} if res.method == "scorecam" else {}),
+        **({"max_channels": res.settings["max_channels"]} if "max_channels" in res.settings else {}),
         "map_style": style,
         "cmap": args.cmap,
         "alpha": args.alpha,

@@ -70,6 +70,7 @@ class CamParams(_Options, ImageParams):
     sigma: float | None = option(None)
     batch_size: int = option(32)
     precision: str = option("auto")
+    max_channels: int | float | None = option(None)  # Score-CAM fast mode: the most varied channels only
     compare: Any = None
     top_k: int = 5
 

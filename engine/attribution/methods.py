@@ -50,6 +50,7 @@ class CamContext:
     sigma: float | None = None
     batch_size: int = 32
     precision: str = "auto"
+    max_channels: int | float | None = None  # Score-CAM: only the most varied channels (fast mode)
 
     def matrices(
         self, cam_shape: tuple[int, int], out_shape: tuple[int, int] | None = None
@@ -171,13 +172,48 @@ class LayerCAM(CamMethod):
 
 
 # ----------------------------------------------------------------------------- non-gradient methods
+FAST_CHANNELS = 0.25  # the fast Score-CAM's default share of the layer's channels (bench/scorecam_fast.py)
+
+
+def check_max_channels(max_channels: Any) -> int | float | None:
+    """None (every channel: exact), a count N >= 1, or a share 0 < f < 1 of the layer's channels."""
+    if max_channels is None:
+        return None
+    if isinstance(max_channels, bool) or not isinstance(max_channels, int | float | np.integer | np.floating):
+        raise EngineError(f"max_channels must be a count or a share of the channels, got {max_channels!r}")
+    if float(max_channels) >= 1 and float(max_channels) == int(max_channels):
+        return int(max_channels)
+    if 0 < float(max_channels) < 1:
+        return float(max_channels)
+    raise EngineError(f"max_channels must be a whole count >= 1 or a share in (0, 1), got {max_channels!r}")
+
+
+def top_variance_channels(acts: np.ndarray, live: np.ndarray, max_channels: int | float | None) -> np.ndarray:
+    """The channels of `live` Score-CAM runs: all of them, or the max_channels (a count, or a
+    share of all C channels, at least one) whose activation maps vary most (Faster Score-CAM,
+    as tf-keras-vis' max_N), in channel order."""
+    if max_channels is None:
+        return live
+    c = acts.shape[-1]
+    n = int(max_channels) if isinstance(max_channels, int) else max(1, int(np.ceil(max_channels * c)))
+    if n >= len(live):
+        return live
+    var = acts.reshape(-1, c).astype(np.float64).var(axis=0)[live]
+    keep = np.argsort(-var, kind="stable")[:n]
+    return np.sort(live[keep])
+
+
 @register
 class ScoreCAM(CamMethod):
     """Each channel, projected onto the model input with the chosen mapping and scaled to [0, 1],
     masks the image (blending toward black). Channels with a constant map mask nothing and get
     weight 0 without a forward pass. `batch_size` masked images per pass, in bfloat16 where the
     hardware has it natively (engine.precision; both probabilities from the same network).
-    w_k = p(target | image masked by A_k) - p(target | black) (Wang et al. 2020)."""
+    w_k = p(target | image masked by A_k) - p(target | black) (Wang et al. 2020).
+
+    Exact by default: one forward pass per channel is its floor. `max_channels` (the fast mode)
+    runs only the channels whose maps vary most (a count, or a share of the channels) and gives
+    the others weight 0; bench/scorecam_fast.py measures what that changes."""
 
     uses_gradients = False
     name = "scorecam"
@@ -195,11 +231,13 @@ class ScoreCAM(CamMethod):
         import tensorflow as tf
 
         from engine.attribution.functions import masked_scores_fn
+        from engine.memory import fit_batch
 
         acts, h, chosen = activations, ctx.h, ctx.chosen
         hh, ww, c = acts.shape
         span = acts.max(axis=(0, 1)) - acts.min(axis=(0, 1))
         live = np.flatnonzero(span > 1e-12 * np.maximum(np.abs(acts).max(axis=(0, 1)), 1e-30))
+        live = top_variance_channels(acts, live, ctx.max_channels)
         base_img = to_model_range(np.zeros((1, 1, h.input_shape[2]), np.float32), h.scaling).reshape(-1)
         fn, _ = masked_scores_fn(h, ctx.precision)
         py, px = (tf.constant(m) for m in ctx.matrices((hh, ww)))
@@ -210,7 +248,8 @@ class ScoreCAM(CamMethod):
         maps = np.ascontiguousarray(np.transpose(acts, (2, 0, 1)), np.float32)
         weights = np.zeros(c, np.float64)
         total = len(live)
-        batch_size = max(1, int(ctx.batch_size))
+        # as many masked images per pass as asked, or as fit in the memory there is (engine.memory)
+        batch_size = fit_batch(max(1, int(ctx.batch_size)), forward_bytes_per_image(h))
         yield 0, total
         for start in range(0, total, batch_size):
             idx = live[start : start + batch_size]
@@ -219,6 +258,13 @@ class ScoreCAM(CamMethod):
             weights[idx] = probs.astype(np.float64) - p_base
             yield min(start + batch_size, total), total
         return weights
+
+
+def forward_bytes_per_image(h: ModelHandle) -> int:
+    """Peak bytes one image adds to a forward pass of `h` (engine.memory.activation_bytes)."""
+    from engine.memory import activation_bytes
+
+    return activation_bytes(h.model, training=False)
 
 
 @register

@@ -96,12 +96,50 @@ def pre_activation(h: ModelHandle, path: str) -> Any:
     return PreActivation(op)(node.input_tensors[0])
 
 
+def linear_conv(h: ModelHandle, path: str, pre: bool | str) -> Any:
+    """The Conv2D layer of `path` when the tap reads it linearly (its convolution plus bias: read
+    before its fused activation, or a conv without one) and can be read out from its input
+    (engine.maximize.run's contracted read-out); else None."""
+    import keras
+
+    if pre == "redirected":
+        return None
+    tensor = h.symbolic(path)
+    hist = tensor._keras_history
+    op = hist.operation
+    if type(op) is not keras.layers.Conv2D or (_has_activation(op) and pre is not True):
+        return None
+    if (
+        getattr(op, "groups", 1) != 1
+        or op.data_format != "channels_last"
+        or getattr(op, "lora_enabled", False)
+        or getattr(op, "quantization_mode", None)
+    ):
+        return None
+    inp = op._inbound_nodes[hist.node_index].input_tensors[0]
+    if isinstance(inp._keras_history.operation, keras.layers.InputLayer):
+        return None  # the model's input itself: nothing to save
+    return op
+
+
+def _conv_input(h: ModelHandle, path: str) -> Any:
+    """The KerasTensor that feeds the layer of `path` (its first input)."""
+    hist = h.symbolic(path)._keras_history
+    return hist.operation._inbound_nodes[hist.node_index].input_tensors[0]
+
+
 def _trace_partial(
-    model: Any, x: Any, taps: dict[str, Any], prefix: str = "", pre: frozenset[str] = frozenset()
+    model: Any,
+    x: Any,
+    taps: dict[str, Any],
+    prefix: str = "",
+    pre: frozenset[str] = frozenset(),
+    inputs_of: frozenset[str] = frozenset(),
 ) -> Any:
     """engine.graph.trace that skips nodes failing on the new input size (returns None past them).
 
-    For paths in `pre`, taps holds the output before the layer's fused activation.
+    For paths in `pre`, taps holds the output before the layer's fused activation; for paths in
+    `inputs_of`, the layer's input.
     """
     import keras
     from keras import tree
@@ -111,7 +149,7 @@ def _trace_partial(
     def call(op: Any, args: tuple, kwargs: dict) -> Any:
         path = prefix + op.name
         if is_container(op):
-            out = _trace_partial(op, args[0], taps, path + "/", pre)
+            out = _trace_partial(op, args[0], taps, path + "/", pre, inputs_of)
         else:
             kwargs = {k: v for k, v in kwargs.items() if k != "training"}
             try:
@@ -119,7 +157,9 @@ def _trace_partial(
             except Exception:  # noqa: BLE001 - a layer that cannot take this size ends the trace here
                 return None
         if out is not None:
-            if path in pre and _has_activation(op):
+            if path in inputs_of:
+                taps[path] = args[0]
+            elif path in pre and _has_activation(op):
                 from engine.graph import PreActivation
 
                 taps[path] = PreActivation(op)(args[0])
@@ -169,31 +209,45 @@ def _cached(key: tuple, h: ModelHandle) -> Any:
 
 
 def tap_model(
-    h: ModelHandle, paths: tuple[str, ...], logits: bool, size: tuple[int, int], pre: bool | str = False
+    h: ModelHandle,
+    paths: tuple[str, ...],
+    logits: bool,
+    size: tuple[int, int],
+    pre: bool | str = False,
+    inputs_of: frozenset[str] = frozenset(),
 ) -> Any:
     """keras.Model from an input of `size` to the outputs of `paths` (and the logits last when asked).
 
     pre: True taps each layer before its fused activation (a dead ReLU unit still has a gradient
     there); "redirected" taps it after a fused ReLU whose gradient is redirected (redirected_relu;
-    at the model's own input size only).
+    at the model's own input size only). inputs_of: paths tapped at their layer's input instead
+    (the convs that engine.maximize.run reads out itself, see linear_conv).
     """
     import keras
 
     native = tuple(size) == tuple(h.input_shape[:2])
-    if native and not pre:
+    inputs_of = frozenset(inputs_of)
+    if native and not pre and not inputs_of:
         return h.submodel(paths, logits=logits)
     if pre == "redirected" and not native:  # a resized canvas keeps the plain taps
-        return tap_model(h, paths, logits, size, pre=False)
+        return tap_model(h, paths, logits, size, pre=False, inputs_of=inputs_of)
     if logits and not native:
         raise EngineError(
             f"a class objective needs the model's input size {h.input_shape[0]}x{h.input_shape[1]}; leave size unset"
         )
-    key = (id(h), paths, tuple(size), logits, pre)
+    key = (id(h), paths, tuple(size), logits, pre, inputs_of)
     if native:
         model = _cached(key, h)
         if model is None:
-            tap = _redirected if pre == "redirected" else pre_activation
-            outputs = [tap(h, p) for p in paths] + ([h.logits] if logits else [])
+
+            def tap(p: str) -> Any:
+                if p in inputs_of:
+                    return _conv_input(h, p)
+                if pre == "redirected":
+                    return _redirected(h, p)
+                return pre_activation(h, p) if pre else h.symbolic(p)
+
+            outputs = [tap(p) for p in paths] + ([h.logits] if logits else [])
             model = keras.Model(h.flat_input, outputs, name="convscope_pre_taps")
             _remember(key, h, model)
         return model
@@ -201,7 +255,7 @@ def tap_model(
     if model is None:
         inp = keras.Input(shape=(int(size[0]), int(size[1]), h.input_shape[2]), name="convscope_sized")
         taps: dict[str, Any] = {}
-        _trace_partial(h.model, inp, taps, pre=frozenset(paths) if pre else frozenset())
+        _trace_partial(h.model, inp, taps, pre=frozenset(paths) if pre else frozenset(), inputs_of=inputs_of)
         missing = [p for p in paths if p not in taps]
         if missing:
             raise EngineError(

@@ -19,6 +19,7 @@ objectives, and the analytic maximizer for first-layer units.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy as np
 
 from engine.errors import EngineError, OptimizationDiverged
 from engine.maximize import optimizers
+from engine.maximize.chunked import ChunkedLoop, chunk_size, slice_plan
 from engine.maximize.common import Control, FrameTimer, Step, capped_steps, check_token
 from engine.maximize.extras import (
     _extras,
@@ -39,7 +41,7 @@ from engine.maximize.extras import (
     read_before_activation,
     union_box,
 )
-from engine.maximize.graphs import call_taps, input_affine, output_shapes, tap_model
+from engine.maximize.graphs import call_taps, input_affine, linear_conv, output_shapes, tap_model
 from engine.maximize.objectives import (
     Expr,
     as_expressions,
@@ -49,6 +51,7 @@ from engine.maximize.objectives import (
     plan,
 )
 from engine.maximize.params import make_param, start_image
+from engine.maximize.readout import readout_paths, readout_value
 from engine.maximize.regularizers import operate, parse_regularizers, penalty
 from engine.maximize.transforms import build as build_transforms
 from engine.maximize.transforms import parse_transforms
@@ -149,6 +152,11 @@ def maximize(
     shapes = output_shapes(taps, paths)
     obj = parse_objective(exprs, h, shapes)
     weights = plan(obj, shapes, int(getattr(h, "num_outputs", 0) or 0), bool(getattr(h, "binary", False)))
+    # a batch that does not fit the memory there is runs in chunks of `k` images (chunked.py)
+    k = chunk_size(taps, obj.batch, weights, obj.coupled)
+    readout = readout_paths(h, paths, tap_mode, weights, shapes, k)
+    if readout:
+        taps = tap_model(h, paths, uses_class, (hh, ww), pre=tap_mode, inputs_of=frozenset(readout))
     start = start_image(init, (hh, ww, channels), seed, image=image, scales=init_scales)
     if obj.coupled:  # the images of a batch interact: identical starts would stay identical
         seeds = range(seed, seed + obj.batch)
@@ -159,16 +167,22 @@ def maximize(
         paths,
         uses_class,
         tap_mode,
-        obj.batch,
+        k,
         (hh, ww, channels),
         str(param).lower(),
         squash,
         decorrelate,
         opt_name,
         tspec,
+        readout,
     )
-    loop = _loop_for(h, taps, spec, regs, weights)
-    loop.reset(start, weights, seed)
+    if k < obj.batch:
+        loop: Any = ChunkedLoop(
+            _loop_for(h, taps, spec, regs, slice_plan(weights, 0, k, k)), obj.batch, weights, start, seed
+        )
+    else:
+        loop = _loop_for(h, taps, spec, regs, weights)
+        loop.reset(start, weights, seed)
     prm, train_step, evaluate, render = loop.prm, loop.train_step, loop.evaluate, loop.render
 
     def generate() -> Iterator[Step]:
@@ -189,12 +203,14 @@ def maximize(
             check_token(token)
             if control is not None:
                 control.wait(token)
-            if i < probes:
+            if i < probes and not loop.probe_in_step:
                 silent &= np.asarray(loop.grad_size(tf.constant(i, tf.int32))) == 0.0
             scale = control.lr_scale if control is not None else 1.0
             lr_t = float(lr) * scale * optimizers.schedule_factor(sched, i, total)
-            value_t, ok, prob = train_step(tf.constant(i, tf.int32), tf.constant(lr_t, tf.float32))
+            value_t, ok, prob, gmax = train_step(tf.constant(i, tf.int32), tf.constant(lr_t, tf.float32))
             value = value_t.numpy()
+            if i < probes and loop.probe_in_step:  # the step's own gradient, taken before its update
+                silent &= gmax.numpy() == 0.0
             if not bool(ok):
                 raise OptimizationDiverged(
                     f"optimization diverged at step {i + 1}: the objective or its gradient became NaN/Inf; "
@@ -291,6 +307,7 @@ class _LoopSpec:
     decorrelate: bool | None
     opt_name: str
     tspec: Any
+    readout: tuple[str, ...] = ()  # paths read out of their conv's input (readout_paths)
 
 
 _LOOPS: dict[tuple, _Loop] = {}
@@ -338,10 +355,26 @@ class _Loop:
         prm, opt, plan_vars, targets = self.prm, self.opt, self.weights, self.weights.targets
         binary, activation = bool(getattr(h, "binary", False)), getattr(h, "output_activation", "")
 
+        convs = {p: linear_conv(h, p, spec.pre) for p in spec.readout}
+        rest = dataclasses.replace(
+            plan_vars, channel={k: v for k, v in plan_vars.channel.items() if k not in convs}
+        )
+        rest_empty = not (rest.channel or rest.unit or rest.layer or rest.neuron or rest.custom) and (
+            rest.logits is None or not uses_class
+        )
+
         def forward(x01: Any) -> tuple[Any, Any]:
             xm = tf.tensordot(x01, mat, axes=[[3], [0]]) + bias
             outs, logits = call_taps(taps, xm, paths, uses_class)
-            return loss(plan_vars, outs, logits, batch), logits
+            value = None if rest_empty else loss(rest, outs, logits, batch)
+            for p, conv in convs.items():
+                part = readout_value(conv, outs[p], plan_vars.channel[p])
+                value = part if value is None else value + part
+            return value, logits
+
+        # the silent-unit probe reads the train step's own gradient unless a penalty adds to it
+        self.probe_in_step = penalty(regs, tf.zeros((1, 2, 2, shape[-1]))) is None
+        probe_in_step = self.probe_in_step
 
         def target_probs(logits: Any) -> Any:
             if logits is None:
@@ -353,7 +386,7 @@ class _Loop:
             return tf.gather(probs, targets, batch_dims=1)
 
         @tf.function(autograph=False)
-        def train_step(t: Any, lr_t: Any) -> tuple[Any, Any, Any]:
+        def train_step(t: Any, lr_t: Any) -> tuple[Any, Any, Any, Any]:
             with tf.GradientTape() as tape:
                 x01 = prm.image()
                 value, logits = forward(transform(x01, tf.stack([self.seed, t])))
@@ -372,8 +405,11 @@ class _Loop:
                     prm.assign_image(operate(regs, prm.image(), t + 1, grad_x))
                 return tf.constant(True)
 
+            gmax = tf.zeros([batch])
+            if probe_in_step:
+                gmax = tf.reduce_max(tf.abs(tf.reshape(grad, [batch, -1])), axis=1)
             tf.cond(ok, update, lambda: tf.constant(False))
-            return value, ok, target_probs(logits)
+            return value, ok, target_probs(logits), gmax
 
         @tf.function(autograph=False)
         def grad_size(t: Any) -> Any:
@@ -411,6 +447,12 @@ class _Loop:
         start = start if start.ndim == 4 else start[None]  # one start per image, or one for all
         self.prm.assign_image(tf.constant(np.broadcast_to(start, self.prm.shape), tf.float32))
         self.prm.project()
+        self.assign_weights(weights)
+        self.seed.assign(int(seed) % (2**31 - 1))
+        self.opt.reset()
+
+    def assign_weights(self, weights: Any) -> None:
+        """The objective's weights (a LossPlan of this loop's structure) into the loop's variables."""
         w = self.weights
         for k, v in weights.channel.items():
             w.channel[k].assign(v)
@@ -426,8 +468,6 @@ class _Loop:
         if w.logits is not None:
             w.logits.assign(weights.logits)
         w.targets.assign(np.maximum(weights.targets, 0))
-        self.seed.assign(int(seed) % (2**31 - 1))
-        self.opt.reset()
 
 
 def _structure(weights: Any) -> tuple:

@@ -105,7 +105,7 @@ def test_params_are_frozen_typed_requests() -> None:
     assert request.kind == "cam" and request.owner == "attribution"
     assert ac.CamParams.parse(request.params) == p
     assert ac.SaliencyParams().request().kind == "saliency" and ac.MetricsParams().request().kind == "metrics"
-    assert p.options() == {"sigma": None, "batch_size": 32, "precision": "auto"}
+    assert p.options() == {"sigma": None, "batch_size": 32, "precision": "auto", "max_channels": None}
     with pytest.raises(EngineError, match="unknown parameter.*sampels.*saliency"):
         ac.SaliencyParams.parse({"sampels": 4})
 

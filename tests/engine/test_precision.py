@@ -10,7 +10,15 @@ import engine
 from engine.attribution import cam
 from engine.errors import EngineError
 from engine.models import ModelHandle
-from engine.precision import PRECISIONS, check_precision, logits_model, native_bfloat16, resolve_precision
+from engine.precision import (
+    PRECISIONS,
+    check_precision,
+    cpu_bfloat16,
+    isa_cap,
+    logits_model,
+    native_bfloat16,
+    resolve_precision,
+)
 
 layers = keras.layers
 
@@ -42,6 +50,39 @@ def test_auto_follows_the_environment_then_the_hardware(monkeypatch: pytest.Monk
     monkeypatch.setenv("CONVSCOPE_PRECISION", "double")
     with pytest.raises(EngineError, match="unknown precision"):
         resolve_precision("auto")
+
+
+def test_the_onednn_isa_cap_decides_whether_bf16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes an AVX-512/AMX CPU behave as an AVX2-only one: float32."""
+    spr = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert (
+        cpu_bfloat16(spr) and cpu_bfloat16(spr, "AVX512_CORE_BF16") and cpu_bfloat16(spr, "AVX512_CORE_AMX")
+    )
+    assert not cpu_bfloat16(spr, "AVX2") and not cpu_bfloat16(spr, "AVX512_CORE_VNNI")
+    assert cpu_bfloat16({"avx2", "amx_bf16"}, "AVX512_CORE_AMX")
+    assert not cpu_bfloat16({"avx2", "amx_bf16"}, "AVX512_CORE_BF16")  # AMX is capped off below its level
+    assert not cpu_bfloat16({"avx2", "fma"})  # an AVX2-only CPU, uncapped
+    assert cpu_bfloat16(spr, "SOMETHING_NEW")  # an unknown cap counts as none
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert isa_cap() == "AVX2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert isa_cap() is None
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")
+    assert isa_cap() == "AVX512_CORE"
+    # the decision itself, on this machine, under the AVX2 cap: float32 unless a GPU decides
+    import tensorflow as tf
+
+    monkeypatch.delenv("CONVSCOPE_PRECISION", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    native_bfloat16.cache_clear()
+    try:
+        if not tf.config.list_physical_devices("GPU"):
+            assert native_bfloat16() is False
+            assert resolve_precision("auto") == "float32"
+    finally:
+        native_bfloat16.cache_clear()
 
 
 def test_bf16_copy_of_a_nested_model_with_batchnorm() -> None:
