@@ -43,6 +43,7 @@ def cam_command(
     if settings.get("method") == "scorecam":
         c.number("--batch-size", settings.get("batch_size"))
         c.add("--precision", settings.get("precision"))
+        c.number("--max-channels", settings.get("max_channels"))
     c.add("--coarse", bool(settings.get("coarse")))
     _look(c)
     return c.line(out, raw, figure)

@@ -39,6 +39,7 @@ from engine.attribution.contract import (
     SaliencyOutput,
     SaliencyParams,
 )
+from engine.attribution.methods import FAST_CHANNELS
 from engine.attribution.metrics import DEFAULT_BASELINE
 from engine.contract import ImageParams
 from engine.errors import EngineError
@@ -49,6 +50,7 @@ from gui.views import attribution_draw as draw
 from gui.views.attribution_boxes import BoxController, metrics_note
 from gui.views.attribution_panel import (
     CAM_METHODS,
+    FAST_SCORECAM,
     MAPPINGS,
     SALIENCY_METHODS,
     STYLES,
@@ -215,13 +217,15 @@ class AttributionView(AttributionPanel, View):
         target = self.target_box.currentData()
         if kind == "saliency":
             return SaliencyParams(image=self.state.image, method=method, target=target)
+        fast = method == FAST_SCORECAM  # Score-CAM's fast mode: only the most varied channels
         return CamParams(
             image=self.state.image,
-            method=method,
+            method="scorecam" if fast else method,
             target=target,
             layer=self.layer_for_cam(),
             mapping=self.mapping,
             compare=self.compare_box.currentData(),
+            max_channels=FAST_CHANNELS if fast else None,
         )
 
     def refresh(self) -> None:
@@ -354,7 +358,10 @@ class AttributionView(AttributionPanel, View):
         where += f", field {rf.size[0]}×{rf.size[1]} px, stride {rf.stride[0]})" if rf is not None else ")"
         method = res.method
         if res.method == "scorecam":
-            method += f" ({res.settings.get('precision', 'float32')})"
+            fast = res.settings.get("max_channels")
+            method += f" ({res.settings.get('precision', 'float32')}" + (
+                f", fast: {fast:g} of the channels)" if fast else ")"
+            )
         self.info.setText(f"{method} on {where} · " + " · ".join(parts))
 
     def _show_scores(self, out: MetricsOutput) -> None:

@@ -35,11 +35,14 @@ from gui.widgets.image_pane import ImagePane
 from gui.widgets.plots import static_plot
 from gui.widgets.wiring import combo_choice
 
+FAST_SCORECAM = "scorecam-fast"  # the menu's fast Score-CAM: scorecam with max_channels=FAST_CHANNELS
+
 CAM_METHODS = (
     ("Grad-CAM", "gradcam"),
     ("Grad-CAM++", "gradcam++"),
     ("Layer-CAM", "layercam"),
     ("Score-CAM", "scorecam"),
+    ("Score-CAM, fast (¼ of the channels)", FAST_SCORECAM),
     ("Eigen-CAM", "eigencam"),
 )
 SALIENCY_METHODS = (

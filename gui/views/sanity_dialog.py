@@ -54,7 +54,8 @@ def sanity_params(asked: CamParams | SaliencyParams, order: str, seed: int = 0) 
             order=order,
             seed=seed,
             layer=asked.layer,
-            method_options={"mapping": asked.mapping},
+            method_options={"mapping": asked.mapping}
+            | ({"max_channels": asked.max_channels} if asked.max_channels is not None else {}),
         )
     return SanityParams(image=asked.image, method=asked.method, target=asked.target, order=order, seed=seed)
 

@@ -48,3 +48,22 @@ def test_cam_on_the_default_layer_is_drawn_and_described(window, fake):
     text = view.info.text()
     assert "block/inner_conv [auto] (11×11 cells, field 8×8 px, stride 2)" in text
     assert w.message_bar.isHidden() and fake.unanswered == []
+
+
+def test_fast_score_cam_asks_for_the_most_varied_channels(window, fake):
+    """The menu's "Score-CAM, fast" is Score-CAM with max_channels = engine's FAST_CHANNELS; the
+    sanity check of that map and the sidecar command keep the setting."""
+    from engine.attribution.commands import cam_command
+    from engine.attribution.methods import FAST_CHANNELS
+    from gui.views.sanity_dialog import sanity_params
+
+    view = window.view("attribution")
+    view.set_method("scorecam-fast")
+    params = view.job_params()
+    assert isinstance(params, contract.CamParams)
+    assert (params.method, params.max_channels) == ("scorecam", FAST_CHANNELS)
+    assert sanity_params(params, "cascade").method_options["max_channels"] == FAST_CHANNELS
+    view.set_method("scorecam")
+    assert view.job_params().max_channels is None  # exact stays the plain entry
+    line = cam_command({"model": "m.keras", "image": "x.png", "method": "scorecam", "max_channels": 0.25})
+    assert "--method scorecam" in line and "--max-channels 0.25" in line
