@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.dataset.sources import Source, _digest
+from engine.dataset.sources import _digest, _FilesBase, folder_labels
 from engine.errors import EngineError, ImageLoadError
 from engine.images import IMAGE_SUFFIXES, decode_image
 
@@ -32,7 +32,7 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
 
 
-class ArrowSource(Source):
+class ArrowSource(_FilesBase):
     """Every image below a URI; labels from first-level sub-folder names (root images: -1)."""
 
     def __init__(self, uri: str) -> None:
@@ -58,30 +58,16 @@ class ArrowSource(Source):
         found.sort()
         if not found:
             raise EngineError(f"no images under {uri} (looked for {', '.join(IMAGE_SUFFIXES)})")
-        classes = sorted({rel.split("/", 1)[0] for rel, *_ in found if "/" in rel})
-        index = {name: i for i, name in enumerate(classes)}
+        names = [rel for rel, *_ in found]
+        labels, classes = folder_labels(names)
+        super().__init__([path for _, path, *_ in found], labels, classes, names)  # type: ignore[arg-type]
         self.filesystem = filesystem
         self.uri = uri
         self.spec = uri
-        self.class_names = classes
-        self.names = [rel for rel, *_ in found]
-        self.paths = [path for _, path, *_ in found]
-        self.labels = np.array(
-            [index[rel.split("/", 1)[0]] if "/" in rel else -1 for rel, *_ in found], np.int64
-        )
         self._entries = [(rel, size, mtime) for rel, _, size, mtime in found]
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def name(self, index: int) -> str:
-        return self.names[index]
-
-    def label_hint(self, index: int) -> int:
-        return int(self.labels[index])
-
     def load(self, index: int) -> tuple[np.ndarray, int]:
-        name = self.names[index]
+        name = self.name(index)
         try:
             with self.filesystem.open_input_file(self.paths[index]) as f:
                 data = f.read()

@@ -131,6 +131,14 @@ class _FilesBase(Source):
         return _digest({"kind": type(self).__name__, "files": entries, "labels": self.labels.tolist()})
 
 
+def folder_labels(relative: list[str]) -> tuple[list[int], list[str]]:
+    """ImageFolder labels of paths relative to the root: (label per path, class names); the class
+    is the first-level sub-folder (sorted names), -1 for images directly in the root."""
+    classes = sorted({rel.split("/", 1)[0] for rel in relative if "/" in rel})
+    index = {name: i for i, name in enumerate(classes)}
+    return [index[rel.split("/", 1)[0]] if "/" in rel else -1 for rel in relative], classes
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".")
 
@@ -158,9 +166,7 @@ class FolderSource(_FilesBase):
         found.sort(key=lambda item: item[0])
         if not found:
             raise EngineError(f"no images in {root} (looked for {', '.join(IMAGE_SUFFIXES)})")
-        classes = sorted({rel.split("/", 1)[0] for rel, _ in found if "/" in rel})
-        index = {name: i for i, name in enumerate(classes)}
-        labels = [index[rel.split("/", 1)[0]] if "/" in rel else -1 for rel, _ in found]
+        labels, classes = folder_labels([rel for rel, _ in found])
         super().__init__([p for _, p in found], labels, classes, [rel for rel, _ in found])
         self.root = root
         self.spec = str(root)

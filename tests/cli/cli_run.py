@@ -47,6 +47,12 @@ def run_main(*args: str, env: dict[str, str] | None = None) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
+def run_args(argv: list[str]) -> tuple[int, str, str]:
+    """run_main of an argument list, as (exit code, stdout, stderr)."""
+    ran = run_main(*argv)
+    return ran.returncode, ran.stdout, ran.stderr
+
+
 def run_process(
     *args: str, env: dict[str, str] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:

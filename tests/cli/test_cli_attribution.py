@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_args
 from PIL import Image
 
-from engine.cli import main
 from engine.export import sidecar_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,21 +24,9 @@ def files(cam_files) -> dict[str, Path]:
     return cam_files()
 
 
-@pytest.fixture(autouse=True)
-def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run main() in this process (fast); CONVSCOPE_DEBUG keeps stderr where capsys sees it."""
-    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path, capsys) -> None:
+def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path) -> None:
     out = tmp_path / "cam.png"
-    code, stdout, err = _run(
+    code, stdout, err = run_args(
         [
             "export",
             "cam",
@@ -57,8 +45,7 @@ def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path, capsys) -> Non
             "--raw",
             "--out",
             str(out),
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     img = np.asarray(Image.open(out))
@@ -73,9 +60,9 @@ def test_export_cam_writes_png_and_sidecar(files, tmp_path: Path, capsys) -> Non
     assert "target: dog (1)" in stdout and "field 5x5 px  stride 2x2" in stdout
 
 
-def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> None:
+def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path) -> None:
     out = tmp_path / "two.png"
-    code, stdout, err = _run(
+    code, stdout, err = run_args(
         [
             "export",
             "cam",
@@ -96,8 +83,7 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
             "--raw",
             "--out",
             str(out),
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     img = np.asarray(Image.open(out))
@@ -110,7 +96,7 @@ def test_export_cam_compare_coarse_and_scores(files, tmp_path: Path, capsys) -> 
     assert sidecar["baseline"] == "blur" and sidecar["scores"][0]["baseline"] == "blur"  # the default
 
 
-def test_export_cam_scores_against_a_chosen_baseline(files, tmp_path: Path, capsys) -> None:
+def test_export_cam_scores_against_a_chosen_baseline(files, tmp_path: Path) -> None:
     from engine.attribution.cam import cam
     from engine.attribution.metrics import deletion_auc
     from engine.images import load_image
@@ -120,7 +106,7 @@ def test_export_cam_scores_against_a_chosen_baseline(files, tmp_path: Path, caps
     sidecars = {}
     for baseline in ("black", "noise"):
         out = tmp_path / f"{baseline}.png"
-        code, stdout, err = _run([*common, "--baseline", baseline, "--out", str(out)], capsys)
+        code, stdout, err = run_args([*common, "--baseline", baseline, "--out", str(out)])
         assert code == 0, err
         sidecars[baseline] = json.loads(sidecar_path(out).read_text())["settings"]
         assert sidecars[baseline]["baseline"] == baseline and f"baseline {baseline}" in stdout
@@ -131,24 +117,24 @@ def test_export_cam_scores_against_a_chosen_baseline(files, tmp_path: Path, caps
     res = cam(h, photo)
     expected = deletion_auc(h, photo, res.heatmap, res.target, baseline="noise").auc
     assert sidecars["noise"]["scores"][0]["deletion_auc"] == pytest.approx(expected, rel=1e-5)
-    code, _, err = _run([*common, "--baseline", "white", "--out", str(tmp_path / "w.png")], capsys)
+    code, _, err = run_args([*common, "--baseline", "white", "--out", str(tmp_path / "w.png")])
     assert code != 0 and "invalid choice" in err
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_export_scorecam_records_its_precision(files, tmp_path: Path, capsys, precision: str) -> None:
+def test_export_scorecam_records_its_precision(files, tmp_path: Path, precision: str) -> None:
     out = tmp_path / f"score-{precision}.png"
     argv = ["export", "cam", "--model", str(files["model"]), "--image", str(files["image"])]
     argv += ["--method", "scorecam", "--precision", precision, "--batch-size", "3", "--out", str(out)]
-    code, _, err = _run(argv, capsys)
+    code, _, err = run_args(argv)
     assert code == 0, err
     settings = json.loads(sidecar_path(out).read_text())["settings"]
     assert settings["method"] == "scorecam" and settings["precision"] == precision
 
 
-def test_export_saliency(files, tmp_path: Path, capsys) -> None:
+def test_export_saliency(files, tmp_path: Path) -> None:
     out = tmp_path / "sal.png"
-    code, stdout, err = _run(
+    code, stdout, err = run_args(
         [
             "export",
             "saliency",
@@ -163,8 +149,7 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
             "--raw",
             "--out",
             str(out),
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     assert np.asarray(Image.open(out)).shape == (30, 40, 3)
@@ -172,7 +157,7 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
     sidecar = json.loads(sidecar_path(out).read_text())["settings"]
     assert sidecar["method"] == "smoothgrad" and sidecar["map_style"] == "relu" and sidecar["samples"] == 4
     out2 = tmp_path / "layer.png"
-    code, _, err = _run(
+    code, _, err = run_args(
         [
             "export",
             "saliency",
@@ -190,20 +175,19 @@ def test_export_saliency(files, tmp_path: Path, capsys) -> None:
             "4",
             "--out",
             str(out2),
-        ],
-        capsys,
+        ]
     )
     assert code == 0, err
     assert json.loads(sidecar_path(out2).read_text())["settings"]["map_style"] == "signed"
 
 
-def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) -> None:
+def test_export_saliency_channel_is_layer_target(files, tmp_path: Path) -> None:
     """With --layer, --channel N explains channel N, as the old spelling --target N does."""
     base = ["export", "saliency", "--model", str(files["model"]), "--image", str(files["image"])]
     maps = []
     for name, pick in (("old.png", ["--target", "3"]), ("new.png", ["--channel", "3"])):
         out = tmp_path / name
-        code, _, err = _run([*base, "--layer", "conv2", *pick, "--raw", "--out", str(out)], capsys)
+        code, _, err = run_args([*base, "--layer", "conv2", *pick, "--raw", "--out", str(out)])
         assert code == 0, err
         assert json.loads(sidecar_path(out).read_text())["settings"]["target"] == 3
         maps.append(np.asarray(Image.open(out)))
@@ -215,7 +199,7 @@ def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) 
         (["--layer", "out", "--channel", "0"], "--channel needs a spatial layer"),
         (["--layer", "conv2", "--channel", "1", "--target", "1"], "not both"),
     ):
-        code, _, err = _run([*base, *extra, "--out", str(tmp_path / "x.png")], capsys)
+        code, _, err = run_args([*base, *extra, "--out", str(tmp_path / "x.png")])
         lines = [line for line in err.splitlines() if line.strip()]
         assert code != 0 and len(lines) == 1 and message in lines[0], (extra, err)
 
@@ -230,8 +214,8 @@ def test_export_saliency_channel_is_layer_target(files, tmp_path: Path, capsys) 
         (["--method", "magic"], "invalid choice"),
     ],
 )
-def test_bad_input_is_one_line(files, tmp_path: Path, capsys, extra: list[str], message: str) -> None:
-    code, _, err = _run(
+def test_bad_input_is_one_line(files, tmp_path: Path, extra: list[str], message: str) -> None:
+    code, _, err = run_args(
         [
             "export",
             "cam",
@@ -242,15 +226,14 @@ def test_bad_input_is_one_line(files, tmp_path: Path, capsys, extra: list[str], 
             *extra,
             "--out",
             str(tmp_path / "x.png"),
-        ],
-        capsys,
+        ]
     )
     assert code != 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
 
 
-def test_refuses_to_overwrite(files, tmp_path: Path, capsys) -> None:
+def test_refuses_to_overwrite(files, tmp_path: Path) -> None:
     out = tmp_path / "once.png"
     argv = [
         "export",
@@ -262,10 +245,10 @@ def test_refuses_to_overwrite(files, tmp_path: Path, capsys) -> None:
         "--out",
         str(out),
     ]
-    assert _run(argv, capsys)[0] == 0
-    code, _, err = _run(argv, capsys)
+    assert run_args(argv)[0] == 0
+    code, _, err = run_args(argv)
     assert code != 0 and "Traceback" not in err
-    assert _run([*argv, "--overwrite"], capsys)[0] == 0
+    assert run_args([*argv, "--overwrite"])[0] == 0
 
 
 def test_main_py_subprocess(files, tmp_path: Path) -> None:
@@ -305,9 +288,7 @@ def test_main_py_subprocess(files, tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid choice" in proc.stderr
 
 
-def test_export_cam_figure_compare_has_a_row_per_target_and_the_maps_range(
-    files, tmp_path: Path, capsys
-) -> None:
+def test_export_cam_figure_compare_has_a_row_per_target_and_the_maps_range(files, tmp_path: Path) -> None:
     """The figure: the photo, the overlay and the map per target, one colour bar of the maps' real
     values (what --raw's .npy holds); the raw export is the array image of before."""
     from engine.attribution.cam import cam
@@ -318,14 +299,14 @@ def test_export_cam_figure_compare_has_a_row_per_target_and_the_maps_range(
     base = ["export", "cam", "--model", str(files["model"]), "--image", str(files["image"])]
     base += ["--target", "cat", "--compare", "owl"]
     png = tmp_path / "fig.png"
-    code, _, err = _run([*base, "--width", "700", "--out", str(png)], capsys)
+    code, _, err = run_args([*base, "--width", "700", "--out", str(png)])
     assert code == 0, err
     with Image.open(png) as im:
         assert im.size[0] == 700
     side = json.loads(sidecar_path(png).read_text())["settings"]
     assert side["figure"] == "cam" and side["rows"] == 2 and side["map_style"] == "relu"
     raw = tmp_path / "raw.png"
-    code, _, err = _run([*base, "--raw", "--out", str(raw)], capsys)
+    code, _, err = run_args([*base, "--raw", "--out", str(raw)])
     assert code == 0, err
     heats = np.load(raw.with_suffix(".npy"))
     assert side["colorbar"]["min"] == pytest.approx(float(heats.min()))
@@ -335,6 +316,6 @@ def test_export_cam_figure_compare_has_a_row_per_target_and_the_maps_range(
     expected = compare_overlays(photo, [cam(h, photo, t).heatmap_relu for t in ("cat", "owl")])
     np.testing.assert_array_equal(np.asarray(Image.open(raw)), expected)
     svg = tmp_path / "fig.svg"
-    code, _, err = _run([*base, "--style", "slide", "--out", str(svg)], capsys)
+    code, _, err = run_args([*base, "--style", "slide", "--out", str(svg)])
     assert code == 0, err
     assert "Grad-CAM at conv2" in svg.read_text()

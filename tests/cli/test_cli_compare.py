@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_args
 from PIL import Image
 
-from engine.cli import main
 from engine.export import sidecar_path
 
 
@@ -18,17 +18,6 @@ def files(cam_files) -> dict[str, Path]:
     """The tiny 3-class convnet (cat, dog, owl) of tests/cli/conftest.py and its 30x40 PNG with a
     bright patch at rows 5:20, columns 10:30."""
     return cam_files(patch=True)
-
-
-@pytest.fixture(autouse=True)
-def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _base(files: dict[str, Path], out: Path) -> list[str]:
@@ -44,10 +33,10 @@ def _base(files: dict[str, Path], out: Path) -> list[str]:
     ]
 
 
-def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path, capsys) -> None:
+def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path) -> None:
     out = tmp_path / "compare.png"
     argv = [*_base(files, out), "--methods", "gradcam,eigencam,gradient", "--target", "dog"]
-    code, stdout, err = _run([*argv, "--box", "10,5,30,20", "--steps", "4"], capsys)
+    code, stdout, err = run_args([*argv, "--box", "10,5,30,20", "--steps", "4"])
     assert code == 0, err
     assert out.exists() and sidecar_path(out).exists()
     side = json.loads(sidecar_path(out).read_text())["settings"]
@@ -67,11 +56,10 @@ def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path, c
         assert im.size[0] > 300 and im.size[1] > im.size[0]
 
 
-def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path, capsys) -> None:
+def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path) -> None:
     out = tmp_path / "rows.png"
-    code, stdout, err = _run(
-        [*_base(files, out), "--methods", "gradcam,integrated", "--no-sanity", "--steps", "2", "--raw"],
-        capsys,
+    code, stdout, err = run_args(
+        [*_base(files, out), "--methods", "gradcam,integrated", "--no-sanity", "--steps", "2", "--raw"]
     )
     assert code == 0, err
     npy = next(p for p in (out.with_suffix(".png.npy"), out.with_suffix(".npy")) if p.exists())
@@ -92,11 +80,11 @@ def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path, 
         (["--methods", "gradcam", "--no-sanity", "--box", "100,100,120,120"], "does not overlap"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, capsys, extra, message) -> None:
+def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) -> None:
     """In this process (the real `python main.py` boundary: tests/cli/test_cli.py and
     test_cli_attribution.py::test_main_py_subprocess)."""
     out = tmp_path / "bad.png"
-    code, _, err = _run([*_base(files, out), *extra], capsys)
+    code, _, err = run_args([*_base(files, out), *extra])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_args
 from PIL import Image
 
-from engine.cli import main
 from engine.dataset.boxes import Box, write_voc
 from engine.export import read_sidecar
 
@@ -28,25 +28,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _args(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
     return ["evaluate", "cam", "--model", str(model), "--source", str(source), "--out", str(out), *extra]
 
 
-def test_writes_table_csv_and_png(tiny_cnn_path, folder: Path, tmp_path: Path, capsys) -> None:
+def test_writes_table_csv_and_png(tiny_cnn_path, folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.csv"
     extra = ("--methods", "gradcam,gradcampp", "--mappings", "gaussian,roi", "--steps", "2", "--limit", "2")
-    code, stdout, err = _run(_args(tiny_cnn_path, folder, out, *extra), capsys)
+    code, stdout, err = run_args(_args(tiny_cnn_path, folder, out, *extra))
     assert code == 0, err
     lines = stdout.splitlines()
     assert lines[0].startswith("| method | mapping | images | pointing % | energy %")
@@ -68,7 +57,7 @@ def test_writes_table_csv_and_png(tiny_cnn_path, folder: Path, tmp_path: Path, c
     )
     assert read_sidecar(out)["settings"]["evaluated"] == 2
     # never overwritten silently
-    code, _, err = _run(_args(tiny_cnn_path, folder, out, *extra), capsys)
+    code, _, err = run_args(_args(tiny_cnn_path, folder, out, *extra))
     assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
 
 
@@ -81,7 +70,7 @@ def test_writes_table_csv_and_png(tiny_cnn_path, folder: Path, tmp_path: Path, c
         ("not_csv", "write the results as a .csv file"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tiny_cnn_path, folder, tmp_path, capsys, case, message) -> None:
+def test_bad_input_exits_2_with_one_line(tiny_cnn_path, folder, tmp_path, case, message) -> None:
     source, out, extra = folder, tmp_path / "r.csv", ()
     if case == "method":
         extra = ("--methods", "gradcam,nosuchcam")
@@ -94,7 +83,7 @@ def test_bad_input_exits_2_with_one_line(tiny_cnn_path, folder, tmp_path, capsys
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(source / "a.png")
     else:
         out = tmp_path / "r.txt"
-    code, stdout, err = _run(_args(tiny_cnn_path, source, out, *extra), capsys)
+    code, stdout, err = run_args(_args(tiny_cnn_path, source, out, *extra))
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not out.exists()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_args
 from PIL import Image
 
-from engine.cli import main
 from engine.export import sidecar_path
 
 
@@ -17,17 +17,6 @@ from engine.export import sidecar_path
 def files(cam_files) -> dict[str, Path]:
     """The tiny 3-class convnet (cat, dog, owl) of tests/cli/conftest.py and its 30x40 PNG."""
     return cam_files()
-
-
-@pytest.fixture(autouse=True)
-def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _base(files: dict[str, Path], out: Path) -> list[str]:
@@ -43,9 +32,9 @@ def _base(files: dict[str, Path], out: Path) -> list[str]:
     ]
 
 
-def test_export_sanity_writes_figure_and_sidecar(files, tmp_path: Path, capsys) -> None:
+def test_export_sanity_writes_figure_and_sidecar(files, tmp_path: Path) -> None:
     out = tmp_path / "sanity.png"
-    code, stdout, err = _run([*_base(files, out), "--target", "dog", "--seed", "3"], capsys)
+    code, stdout, err = run_args([*_base(files, out), "--target", "dog", "--seed", "3"])
     assert code == 0, err
     assert out.exists() and sidecar_path(out).exists()
     side = json.loads(sidecar_path(out).read_text())["settings"]
@@ -61,11 +50,9 @@ def test_export_sanity_writes_figure_and_sidecar(files, tmp_path: Path, capsys) 
         assert im.size[0] > 300
 
 
-def test_export_sanity_raw_writes_the_row_of_maps(files, tmp_path: Path, capsys) -> None:
+def test_export_sanity_raw_writes_the_row_of_maps(files, tmp_path: Path) -> None:
     out = tmp_path / "row.png"
-    code, _, err = _run(
-        [*_base(files, out), "--method", "gradient", "--order", "independent", "--raw"], capsys
-    )
+    code, _, err = run_args([*_base(files, out), "--method", "gradient", "--order", "independent", "--raw"])
     assert code == 0, err
     values = np.load(
         out.with_suffix(".png.npy") if out.with_suffix(".png.npy").exists() else out.with_suffix(".npy")
@@ -83,11 +70,11 @@ def test_export_sanity_raw_writes_the_row_of_maps(files, tmp_path: Path, capsys)
         (["--target", "zebra"], "unknown target 'zebra'"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, capsys, extra, message) -> None:
+def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) -> None:
     """In this process (the real `python main.py` boundary: tests/cli/test_cli.py and
     test_cli_attribution.py::test_main_py_subprocess)."""
     out = tmp_path / "bad.png"
-    code, _, err = _run([*_base(files, out), *extra], capsys)
+    code, _, err = run_args([*_base(files, out), *extra])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
