@@ -178,6 +178,10 @@ def cam_figure(
     caption = f"{getattr(first, 'mapping', '')} projection of {first.cam.shape[0]}×{first.cam.shape[1]} cells"
     if field is not None:
         caption += f" (field {field.size[0]}×{field.size[1]} px, stride {field.stride[0]})"
+    fast = (getattr(first, "settings", None) or {}).get("max_channels")
+    if fast is not None:  # Score-CAM's fast mode: say so on the figure, not only in the sidecar
+        share = f"{fast * 100:g} % of the channels" if fast < 1 else f"{fast:g} channels"
+        caption += f"; fast mode: only the {share} whose maps vary most"
     if not one:
         scores = (
             f"{_target_text(r.target_name, r.target)} logit {num(r.score)}, p {prob(r.probability)}"

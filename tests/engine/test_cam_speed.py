@@ -85,6 +85,11 @@ def test_fast_scorecam_gives_the_exact_weights_of_the_channels_it_runs(small: Mo
     assert (
         cam(small, img, 0, layer="c2", max_channels=3).settings.get("max_channels") is None
     )  # Grad-CAM ignores it
+    # the figure says it is the fast mode; exact's does not
+    from engine.plot.attribution import cam_figure
+
+    assert "fast mode: only the 6 channels" in cam_figure(img, [fast], "scorecam", "c2", small.name).caption
+    assert "fast mode" not in cam_figure(img, [exact], "scorecam", "c2", small.name).caption
 
 
 def _exact_weights(h: ModelHandle, img: np.ndarray, kw: dict) -> np.ndarray:
