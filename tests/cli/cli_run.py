@@ -47,6 +47,11 @@ def run_main(*args: str, env: dict[str, str] | None = None) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
+def export_args(kind: str, files: dict[str, Path], out: Path) -> list[str]:
+    """`export KIND --model M --image I --out OUT` for the cam_files fixture's model and photo."""
+    return ["export", kind, "--model", str(files["model"]), "--image", str(files["image"]), "--out", str(out)]
+
+
 def run_args(argv: list[str]) -> tuple[int, str, str]:
     """run_main of an argument list, as (exit code, stdout, stderr)."""
     ran = run_main(*argv)

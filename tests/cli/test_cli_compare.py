@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_run import run_args
+from cli_run import export_args, run_args
 from PIL import Image
 
 from engine.export import sidecar_path
@@ -20,22 +20,9 @@ def files(cam_files) -> dict[str, Path]:
     return cam_files(patch=True)
 
 
-def _base(files: dict[str, Path], out: Path) -> list[str]:
-    return [
-        "export",
-        "compare",
-        "--model",
-        str(files["model"]),
-        "--image",
-        str(files["image"]),
-        "--out",
-        str(out),
-    ]
-
-
 def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path) -> None:
     out = tmp_path / "compare.png"
-    argv = [*_base(files, out), "--methods", "gradcam,eigencam,gradient", "--target", "dog"]
+    argv = [*export_args("compare", files, out), "--methods", "gradcam,eigencam,gradient", "--target", "dog"]
     code, stdout, err = run_args([*argv, "--box", "10,5,30,20", "--steps", "4"])
     assert code == 0, err
     assert out.exists() and sidecar_path(out).exists()
@@ -59,7 +46,15 @@ def test_export_compare_writes_figure_sidecar_and_table(files, tmp_path: Path) -
 def test_export_compare_raw_writes_the_rows_and_the_maps(files, tmp_path: Path) -> None:
     out = tmp_path / "rows.png"
     code, stdout, err = run_args(
-        [*_base(files, out), "--methods", "gradcam,integrated", "--no-sanity", "--steps", "2", "--raw"]
+        [
+            *export_args("compare", files, out),
+            "--methods",
+            "gradcam,integrated",
+            "--no-sanity",
+            "--steps",
+            "2",
+            "--raw",
+        ]
     )
     assert code == 0, err
     npy = next(p for p in (out.with_suffix(".png.npy"), out.with_suffix(".npy")) if p.exists())
@@ -84,7 +79,7 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) 
     """In this process (the real `python main.py` boundary: tests/cli/test_cli.py and
     test_cli_attribution.py::test_main_py_subprocess)."""
     out = tmp_path / "bad.png"
-    code, _, err = run_args([*_base(files, out), *extra])
+    code, _, err = run_args([*export_args("compare", files, out), *extra])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_run import run_args
+from cli_run import export_args, run_args
 from PIL import Image
 
 from engine.export import sidecar_path
@@ -19,22 +19,9 @@ def files(cam_files) -> dict[str, Path]:
     return cam_files()
 
 
-def _base(files: dict[str, Path], out: Path) -> list[str]:
-    return [
-        "export",
-        "sanity",
-        "--model",
-        str(files["model"]),
-        "--image",
-        str(files["image"]),
-        "--out",
-        str(out),
-    ]
-
-
 def test_export_sanity_writes_figure_and_sidecar(files, tmp_path: Path) -> None:
     out = tmp_path / "sanity.png"
-    code, stdout, err = run_args([*_base(files, out), "--target", "dog", "--seed", "3"])
+    code, stdout, err = run_args([*export_args("sanity", files, out), "--target", "dog", "--seed", "3"])
     assert code == 0, err
     assert out.exists() and sidecar_path(out).exists()
     side = json.loads(sidecar_path(out).read_text())["settings"]
@@ -52,7 +39,9 @@ def test_export_sanity_writes_figure_and_sidecar(files, tmp_path: Path) -> None:
 
 def test_export_sanity_raw_writes_the_row_of_maps(files, tmp_path: Path) -> None:
     out = tmp_path / "row.png"
-    code, _, err = run_args([*_base(files, out), "--method", "gradient", "--order", "independent", "--raw"])
+    code, _, err = run_args(
+        [*export_args("sanity", files, out), "--method", "gradient", "--order", "independent", "--raw"]
+    )
     assert code == 0, err
     values = np.load(
         out.with_suffix(".png.npy") if out.with_suffix(".png.npy").exists() else out.with_suffix(".npy")
@@ -74,7 +63,7 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path: Path, extra, message) 
     """In this process (the real `python main.py` boundary: tests/cli/test_cli.py and
     test_cli_attribution.py::test_main_py_subprocess)."""
     out = tmp_path / "bad.png"
-    code, _, err = run_args([*_base(files, out), *extra])
+    code, _, err = run_args([*export_args("sanity", files, out), *extra])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err

@@ -238,3 +238,21 @@ def attribution_tab(attribution_engine, qtbot, assets):
         if dialog is not None:
             dialog.close()
     wait_until(lambda: not client.busy(), 30_000)
+
+
+@pytest.fixture
+def tensorflow_free():
+    """Use with pytestmark: nothing the test does may import TensorFlow or Keras (the fake-engine
+    tests; test_views_fake.py re-runs them in a fresh process: fake_engine.assert_tensorflow_free)."""
+    from fake_engine import assert_tensorflow_free
+
+    yield
+    assert_tensorflow_free()
+
+
+@pytest.fixture
+def fake(qapp):
+    """A FakeEngineClient answering from the recorded typed results (tests/gui/fake_engine.py)."""
+    from fake_engine import FakeEngineClient, recorded_answers
+
+    return FakeEngineClient(recorded_answers())

@@ -475,3 +475,24 @@ def frames_then(result: Any, frames: list[Any], total: int | None = None) -> Cal
         return result
 
     return answer
+
+
+def check_export_refuses_overwrite_and_reproduces(
+    dialog: Any, out: Any, argv: list[str], monkeypatch: Any
+) -> None:
+    """A job dialog's written export: declining the overwrite question leaves the file as it is,
+    and argv (the sidecar's `python main.py export ...` command, split) writes the same bytes."""
+    from engine.cli import main
+
+    questions: list[str] = []
+    dialog.ask = lambda q: questions.append(q) or False
+    before = out.read_bytes()
+    assert not dialog.export_to(out)  # declined: nothing written
+    assert questions and "Overwrite" in questions[0]
+    assert out.read_bytes() == before
+    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")  # keep fd 2 as it is
+    again = out.with_name("again" + out.suffix)
+    argv = list(argv)
+    argv[argv.index("--out") + 1] = str(again)
+    assert main(argv[2:]) == 0
+    assert again.read_bytes() == before

@@ -13,8 +13,6 @@ import json
 import numpy as np
 import pytest
 from fake_engine import (
-    FakeEngineClient,
-    assert_tensorflow_free,
     fake_attribution_window,
     recorded_answers,
     wait_until,
@@ -26,16 +24,7 @@ from engine.attribution import contract, metrics
 from engine.attribution.metrics import CurveScore
 from gui.views import attribution_boxes
 
-
-@pytest.fixture(autouse=True)
-def no_tensorflow():
-    yield
-    assert_tensorflow_free()
-
-
-@pytest.fixture
-def fake(qapp):
-    return FakeEngineClient(recorded_answers())
+pytestmark = pytest.mark.usefixtures("tensorflow_free")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import shlex
 
 import numpy as np
 import pytest
-from fake_engine import wait_until
+from fake_engine import check_export_refuses_overwrite_and_reproduces, wait_until
 from PySide6.QtCore import Qt
 
 from engine.errors import EngineError
@@ -95,7 +95,6 @@ def test_cancel_stops_a_run(view):
 
 
 def test_export_writes_png_and_sidecar_with_the_command(view, tmp_path, monkeypatch):
-    from engine.cli import main
 
     view.set_target(3)
     wait_until(lambda: view.result is not None and view.result.target == 3, TIMEOUT)
@@ -124,19 +123,8 @@ def test_export_writes_png_and_sidecar_with_the_command(view, tmp_path, monkeypa
     assert argv[argv.index("--image") + 1] == view.state.image_spec
     assert argv[argv.index("--out") + 1] == str(out)
 
-    questions: list[str] = []
-    dialog.ask = lambda q: questions.append(q) or False
-    before = out.read_bytes()
-    assert not dialog.export_to(out)  # declined: nothing written
-    assert questions and "Overwrite" in questions[0]
-    assert out.read_bytes() == before
-
-    # the sidecar's command writes the same figure
-    monkeypatch.setenv("CONVSCOPE_DEBUG", "1")  # keep fd 2 as it is
-    again = tmp_path / "again.png"
-    argv[argv.index("--out") + 1] = str(again)
-    assert main(argv[2:]) == 0
-    assert again.read_bytes() == before
+    # declining the overwrite keeps the file; the sidecar's command writes the same figure
+    check_export_refuses_overwrite_and_reproduces(dialog, out, argv, monkeypatch)
 
 
 def test_box_argument_and_command():

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fake_engine import FakeEngineClient, assert_tensorflow_free, fake_attribution_window, recorded_answers
+from fake_engine import fake_attribution_window
 
 from engine.attribution import contract  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def no_tensorflow():
-    """Nothing a test here does may import TensorFlow or Keras (checked in test_views_fake.py's
-    fresh subprocess: fake_engine.assert_tensorflow_free)."""
-    yield
-    assert_tensorflow_free()
-
-
-@pytest.fixture
-def fake(qapp):
-    return FakeEngineClient(recorded_answers())
+pytestmark = pytest.mark.usefixtures("tensorflow_free")
 
 
 @pytest.fixture
